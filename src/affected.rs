@@ -1,0 +1,176 @@
+//! `cargo hot affected`: which packages and binaries a set of changed paths touches, and why.
+//!
+//! A one-shot query over the same rules the watch loop uses, with no watching and no build,
+//! so CI can ask "which services does this diff touch?". It uses the dependency graph only,
+//! never what an earlier build left in the target directory, so the answer for a diff is the
+//! same on every machine.
+
+use std::io::{BufRead, Write};
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::cli::AffectedArgs;
+use crate::config::{self, CargoOptions, Env};
+use crate::workspace::{self, BuildKnowledge, Reason, RunKind, Selection};
+
+#[derive(Debug, Serialize)]
+struct Report {
+    packages: Vec<String>,
+    targets: Vec<ReportTarget>,
+    unaffected: Vec<PathBuf>,
+    reload: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct ReportTarget {
+    target: String,
+    package: String,
+    kind: RunKind,
+    why: String,
+    reason: Reason,
+}
+
+pub fn run(args: &AffectedArgs, env: &Env, cwd: &Path) -> Result<i32> {
+    let cargo = CargoOptions::resolve(&args.cargo, 0, false, env);
+    let workspace = workspace::load(&cargo.metadata_request(cwd))?;
+    let mut selection = config::selection(&args.selection);
+    if selection == Selection::default() {
+        // Nothing named: every binary of the workspace, the question CI usually asks.
+        selection.workspace = true;
+    }
+    let selected = workspace.select(&selection, &cargo.selection_dir(cwd))?;
+
+    let paths = if args.paths.is_empty() {
+        read_paths(std::io::stdin().lock()).context("failed to read paths from stdin")?
+    } else {
+        args.paths.clone()
+    };
+    let paths: Vec<PathBuf> = paths.iter().map(|p| absolute(cwd, p)).collect();
+    let affected = workspace.affected(&paths, &selected, &BuildKnowledge::default());
+    let root = workspace.root();
+    let report = Report {
+        packages: affected.packages.clone(),
+        targets: affected
+            .targets
+            .iter()
+            .map(|(target, reason)| ReportTarget {
+                target: target.name.clone(),
+                package: target.package.clone(),
+                kind: target.kind,
+                why: reason.to_string(),
+                reason: reason.clone(),
+            })
+            .collect(),
+        unaffected: affected
+            .unowned
+            .iter()
+            .map(|p| p.strip_prefix(root).unwrap_or(p).to_path_buf())
+            .collect(),
+        reload: affected.reload,
+    };
+
+    let mut out = std::io::stdout().lock();
+    let written = if args.json {
+        serde_json::to_writer_pretty(&mut out, &report)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(out))
+    } else {
+        write_text(&mut out, &report)
+    };
+    match written {
+        // `cargo hot affected | head -1` is fine.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
+        other => other.context("failed to write to stdout").map(|()| 0),
+    }
+}
+
+fn write_text(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
+    if report.targets.is_empty() {
+        writeln!(out, "no binary target is affected")?;
+    }
+    let width = report
+        .targets
+        .iter()
+        .map(|t| t.target.len())
+        .max()
+        .unwrap_or(0);
+    for target in &report.targets {
+        let kind = match target.kind {
+            RunKind::Bin => "",
+            RunKind::Example => " (example)",
+        };
+        writeln!(out, "{:<width$}  {}{kind}", target.target, target.why)?;
+    }
+    if !report.packages.is_empty() {
+        writeln!(out, "changed packages: {}", report.packages.join(", "))?;
+    }
+    for path in &report.unaffected {
+        writeln!(out, "affects nothing: {}", path.display())?;
+    }
+    if report.reload {
+        writeln!(
+            out,
+            "manifests changed: the workspace graph itself may differ"
+        )?;
+    }
+    Ok(())
+}
+
+/// One path per line; blank lines are skipped, surrounding whitespace kept (it may be real).
+fn read_paths(input: impl BufRead) -> std::io::Result<Vec<PathBuf>> {
+    let mut paths = Vec::new();
+    for line in input.lines() {
+        let line = line?;
+        let line = line.trim_end_matches('\r');
+        if !line.trim().is_empty() {
+            paths.push(PathBuf::from(line));
+        }
+    }
+    Ok(paths)
+}
+
+/// `cwd`-relative to absolute, with `.` and `..` folded without touching the file system
+/// (a deleted file has to map too).
+fn absolute(cwd: &Path, path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in cwd.join(path).components() {
+        match component {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_from_stdin_skip_blank_lines() {
+        let input = b"core/src/lib.rs\n\n  \napi/src/main.rs\r\n";
+        let paths = read_paths(&input[..]).unwrap();
+        assert_eq!(
+            paths,
+            [
+                PathBuf::from("core/src/lib.rs"),
+                PathBuf::from("api/src/main.rs")
+            ]
+        );
+    }
+
+    #[test]
+    fn relative_paths_become_absolute_lexically() {
+        let cwd = Path::new("/w/api");
+        assert_eq!(
+            absolute(cwd, Path::new("../core/src/lib.rs")),
+            PathBuf::from("/w/core/src/lib.rs")
+        );
+        assert_eq!(absolute(cwd, Path::new("/x/./y")), PathBuf::from("/x/y"));
+    }
+}

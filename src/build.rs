@@ -1,0 +1,407 @@
+//! Building: the cargo command for a set of targets, the reading of its JSON messages, and
+//! the staging of each new executable.
+//!
+//! The event loop owns the running cargo process (it is just another child, in its own
+//! process group, so a cancelled build takes its rustc processes with it). This module gives
+//! it the command to spawn, a [`Build`] that digests cargo's stdout one line at a time, and
+//! [`stage`], which copies a fresh executable out of cargo's output paths so cargo may
+//! rewrite them while the old process still runs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsString;
+use std::fs;
+use std::hash::Hasher;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use cargo_metadata::{Message, TargetKind};
+
+use crate::config::CargoOptions;
+use crate::process::{Io, Spawn};
+use crate::workspace::{RunKind, TargetId, Workspace};
+
+/// `cargo build` for exactly these targets, in one call so cargo shares work between them.
+pub fn command(opts: &CargoOptions, targets: &[TargetId], cwd: &Path) -> Spawn {
+    let mut args: Vec<OsString> = vec![
+        "build".into(),
+        // Rendered diagnostics go to stderr exactly as cargo prints them; stdout keeps the
+        // machine-readable artifact messages.
+        "--message-format=json-render-diagnostics".into(),
+        "--color".into(),
+        if opts.color { "always" } else { "never" }.into(),
+    ];
+    args.extend(opts.common_args());
+    for target in targets {
+        args.push("-p".into());
+        args.push(target.package.clone().into());
+        args.push(
+            match target.kind {
+                RunKind::Bin => "--bin",
+                RunKind::Example => "--example",
+            }
+            .into(),
+        );
+        args.push(target.name.clone().into());
+    }
+    Spawn {
+        program: opts.program.clone(),
+        arg0: None,
+        args,
+        cwd: Some(cwd.to_path_buf()),
+        env: Vec::new(),
+        env_remove: Vec::new(),
+        stdin: Io::Null,
+        stdout: Io::Lines,
+        stderr: Io::Lines,
+        pass_fds: Vec::new(),
+        listen_pid: false,
+        own_group: true,
+    }
+}
+
+/// One executable cargo produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Artifact {
+    pub executable: PathBuf,
+    /// Cargo did not recompile it: the file is the one it produced last time.
+    pub fresh: bool,
+}
+
+impl Artifact {
+    /// Cargo's dep-info for the executable: `target/debug/api` → `target/debug/api.d`.
+    pub fn dep_info(&self) -> PathBuf {
+        self.executable.with_extension("d")
+    }
+}
+
+/// What one line of cargo's stdout told us, for the progress display.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// A unit finished (compiled or found fresh).
+    Unit { name: String, fresh: bool },
+    /// A build script ran.
+    BuildScript { package: String },
+}
+
+/// A build in progress: what it was asked for and what cargo has said so far.
+#[derive(Debug)]
+pub struct Build {
+    pub targets: Vec<TargetId>,
+    pub started: Instant,
+    pub artifacts: BTreeMap<TargetId, Artifact>,
+    /// `(package id, OUT_DIR)` of every build script cargo ran or found fresh.
+    pub build_scripts: Vec<(String, PathBuf)>,
+    pub units_done: usize,
+    pub units_fresh: usize,
+    /// Package id → name, so artifacts map back to our targets.
+    package_names: HashMap<String, String>,
+    success: Option<bool>,
+}
+
+/// How a build ended.
+#[derive(Debug)]
+pub struct BuildOutcome {
+    pub ok: bool,
+    pub duration: Duration,
+    pub targets: Vec<TargetId>,
+    pub artifacts: BTreeMap<TargetId, Artifact>,
+    pub build_scripts: Vec<(String, PathBuf)>,
+}
+
+impl Build {
+    /// `package_names` maps cargo's package ids to names (see [`package_names`]).
+    pub fn new(targets: Vec<TargetId>, package_names: HashMap<String, String>) -> Build {
+        Build {
+            targets,
+            started: Instant::now(),
+            artifacts: BTreeMap::new(),
+            build_scripts: Vec::new(),
+            units_done: 0,
+            units_fresh: 0,
+            package_names,
+            success: None,
+        }
+    }
+
+    /// Digests one line of cargo's stdout. Lines that are not JSON (a build script's
+    /// stray output, say) are ignored rather than failing the build.
+    pub fn on_stdout_line(&mut self, line: &[u8]) -> Option<Progress> {
+        let message: Message = serde_json::from_slice(line).ok()?;
+        match message {
+            Message::CompilerArtifact(artifact) => {
+                self.units_done += 1;
+                if artifact.fresh {
+                    self.units_fresh += 1;
+                }
+                let package = self.package_names.get(&artifact.package_id.repr).cloned();
+                let kind = if artifact.target.kind.contains(&TargetKind::Bin) {
+                    Some(RunKind::Bin)
+                } else if artifact.target.kind.contains(&TargetKind::Example) {
+                    Some(RunKind::Example)
+                } else {
+                    None
+                };
+                if let (Some(package), Some(kind), Some(executable)) =
+                    (package, kind, artifact.executable.as_ref())
+                {
+                    let id = TargetId {
+                        package,
+                        name: artifact.target.name.clone(),
+                        kind,
+                    };
+                    if self.targets.contains(&id) {
+                        self.artifacts.insert(
+                            id,
+                            Artifact {
+                                executable: executable.clone().into_std_path_buf(),
+                                fresh: artifact.fresh,
+                            },
+                        );
+                    }
+                }
+                let name = if artifact.target.kind.contains(&TargetKind::CustomBuild) {
+                    let package = self.package_names.get(&artifact.package_id.repr);
+                    format!("{} build.rs", package.map_or("", String::as_str))
+                } else {
+                    artifact.target.name
+                };
+                Some(Progress::Unit {
+                    name,
+                    fresh: artifact.fresh,
+                })
+            }
+            Message::BuildScriptExecuted(script) => {
+                let package = self
+                    .package_names
+                    .get(&script.package_id.repr)
+                    .cloned()
+                    .unwrap_or_else(|| script.package_id.repr.clone());
+                self.build_scripts
+                    .push((script.package_id.repr, script.out_dir.into_std_path_buf()));
+                Some(Progress::BuildScript { package })
+            }
+            Message::BuildFinished(finished) => {
+                self.success = Some(finished.success);
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// The build's result once cargo exited: it succeeded only if cargo said so, exited 0,
+    /// and produced every executable we asked for.
+    pub fn finish(self, exited_ok: bool) -> BuildOutcome {
+        let complete = self.targets.iter().all(|t| self.artifacts.contains_key(t));
+        BuildOutcome {
+            ok: exited_ok && self.success.unwrap_or(false) && complete,
+            duration: self.started.elapsed(),
+            targets: self.targets,
+            artifacts: self.artifacts,
+            build_scripts: self.build_scripts,
+        }
+    }
+}
+
+/// Package id → name for every local package: cargo's messages name packages by id.
+pub fn package_names(workspace: &Workspace) -> HashMap<String, String> {
+    workspace
+        .packages()
+        .iter()
+        .map(|p| (p.id.clone(), p.name.clone()))
+        .collect()
+}
+
+/// An executable copied out of cargo's output paths, named by its content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Staged {
+    pub path: PathBuf,
+    pub digest: u64,
+}
+
+/// Copies `executable` to `hot_dir/NAME-DIGEST` (unless that exact copy exists) and returns
+/// it. Running the copy lets cargo replace its own output while the old process runs (on
+/// Windows an executable in use cannot be overwritten), and the digest tells a real change
+/// from a rebuild that produced the same bytes.
+pub fn stage(executable: &Path, hot_dir: &Path, name: &str) -> Result<Staged> {
+    let digest = digest_file(executable)?;
+    fs::create_dir_all(hot_dir)
+        .with_context(|| format!("failed to create staging directory {}", hot_dir.display()))?;
+    let path = hot_dir.join(format!("{name}-{digest:016x}"));
+    if !path.exists() {
+        // Copy to a temporary name then rename, so a crash never leaves a half-written file
+        // under the final name that a later run would trust.
+        let partial = hot_dir.join(format!(".{name}-{digest:016x}.partial"));
+        fs::copy(executable, &partial).with_context(|| {
+            format!(
+                "failed to copy {} to {}",
+                executable.display(),
+                partial.display()
+            )
+        })?;
+        fs::rename(&partial, &path)
+            .with_context(|| format!("failed to move staged executable to {}", path.display()))?;
+    }
+    Ok(Staged { path, digest })
+}
+
+/// Deletes staged copies of `name` other than those in `keep` (the ones still running).
+pub fn remove_stale(hot_dir: &Path, name: &str, keep: &[&Path]) -> Result<()> {
+    let entries = match fs::read_dir(hot_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("failed to read {}", hot_dir.display())),
+    };
+    let prefix = format!("{name}-");
+    for entry in entries {
+        let entry = entry.with_context(|| format!("failed to read {}", hot_dir.display()))?;
+        let file_name = entry.file_name();
+        let file_name = file_name.to_string_lossy();
+        let is_copy_of_name = file_name
+            .strip_prefix(&prefix)
+            .is_some_and(|rest| rest.len() == 16 && rest.chars().all(|c| c.is_ascii_hexdigit()));
+        let path = entry.path();
+        if is_copy_of_name && !keep.contains(&path.as_path()) {
+            fs::remove_file(&path)
+                .with_context(|| format!("failed to remove stale copy {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+fn digest_file(path: &Path) -> Result<u64> {
+    let mut file =
+        fs::File::open(path).with_context(|| format!("failed to open {}", path.display()))?;
+    // SipHash with fixed keys: stable across runs, fast enough for a few MB per build, and
+    // std-only. It only has to tell "same bytes" from "different bytes", not resist attack.
+    #[allow(deprecated)]
+    let mut hasher = std::hash::SipHasher::new_with_keys(0x6361_7267_6f2d, 0x0068_6f74);
+    let mut buffer = vec![0u8; 256 * 1024];
+    loop {
+        let n = file
+            .read(&mut buffer)
+            .with_context(|| format!("failed to read {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.write(&buffer[..n]);
+    }
+    Ok(hasher.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(package: &str, name: &str) -> TargetId {
+        TargetId {
+            package: package.into(),
+            name: name.into(),
+            kind: RunKind::Bin,
+        }
+    }
+
+    /// Real messages of `cargo build -p api --bin api -p worker --bin worker` on the fixture
+    /// after `touch core/src/lib.rs`, with the workspace root replaced by /ROOT.
+    const RECORDED: &str = include_str!("testdata/build-messages.jsonl");
+
+    fn recorded_build(targets: Vec<TargetId>) -> Build {
+        let names = [
+            ("api", "api"),
+            ("core", "core"),
+            ("jobs", "jobs"),
+            ("web", "web"),
+            ("worker", "worker"),
+        ]
+        .into_iter()
+        .map(|(dir, name)| (format!("path+file:///ROOT/{dir}#0.1.0"), name.to_string()))
+        .collect();
+        let mut build = Build::new(targets, names);
+        for line in RECORDED.lines() {
+            build.on_stdout_line(line.as_bytes());
+        }
+        build
+    }
+
+    #[test]
+    fn artifacts_come_from_compiler_artifact_messages() {
+        let build = recorded_build(vec![target("api", "api"), target("worker", "worker")]);
+        assert_eq!(
+            build.units_done, 8,
+            "core, web, jobs, worker-tasks, 2 build scripts, api, worker"
+        );
+        assert_eq!(
+            build.build_scripts.len(),
+            2,
+            "api's and jobs' build scripts"
+        );
+        let outcome = build.finish(true);
+        assert!(outcome.ok);
+        let api = &outcome.artifacts[&target("api", "api")];
+        assert_eq!(api.executable, PathBuf::from("/ROOT/target/debug/api"));
+        assert!(!api.fresh, "core changed, so api was relinked");
+    }
+
+    #[test]
+    fn a_build_missing_a_requested_executable_is_not_ok() {
+        let build = recorded_build(vec![target("api", "api"), target("api", "admin")]);
+        assert!(!build.finish(true).ok, "no artifact for admin");
+        let build = recorded_build(vec![target("api", "api")]);
+        assert!(!build.finish(false).ok, "cargo exited with an error");
+    }
+
+    #[test]
+    fn noise_on_stdout_is_ignored() {
+        let mut build = Build::new(vec![], HashMap::new());
+        assert_eq!(build.on_stdout_line(b"hello from a build script"), None);
+        assert_eq!(
+            build.on_stdout_line(b"{\"reason\":\"unknown-future-kind\"}"),
+            None
+        );
+    }
+
+    #[test]
+    fn staging_is_content_addressed_and_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("api");
+        fs::write(&exe, b"version one").unwrap();
+        let hot = dir.path().join("hot");
+        let first = stage(&exe, &hot, "api").unwrap();
+        let again = stage(&exe, &hot, "api").unwrap();
+        assert_eq!(first, again);
+        fs::write(&exe, b"version two").unwrap();
+        let second = stage(&exe, &hot, "api").unwrap();
+        assert_ne!(first.digest, second.digest);
+        assert_eq!(fs::read(&first.path).unwrap(), b"version one");
+        assert_eq!(fs::read(&second.path).unwrap(), b"version two");
+
+        remove_stale(&hot, "api", &[second.path.as_path()]).unwrap();
+        assert!(!first.path.exists());
+        assert!(second.path.exists());
+    }
+
+    #[test]
+    fn remove_stale_leaves_other_targets_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("bin");
+        fs::write(&exe, b"x").unwrap();
+        let api = stage(&exe, dir.path(), "api").unwrap();
+        let api_v2 = stage(&exe, dir.path(), "api-v2").unwrap();
+        remove_stale(dir.path(), "api", &[]).unwrap();
+        assert!(!api.path.exists());
+        assert!(api_v2.path.exists(), "api-v2's copy is not api's");
+    }
+
+    #[test]
+    fn dep_info_sits_beside_the_executable() {
+        let artifact = Artifact {
+            executable: PathBuf::from("/w/target/debug/examples/ping"),
+            fresh: false,
+        };
+        assert_eq!(
+            artifact.dep_info(),
+            PathBuf::from("/w/target/debug/examples/ping.d")
+        );
+    }
+}

@@ -1,0 +1,275 @@
+//! The command line, as the user types it: clap derive types and nothing else.
+//!
+//! These are the raw flags; [`crate::config`] resolves them (with the environment) into the
+//! one [`crate::config::RunConfig`] the rest of the program reads, so no other module ever
+//! looks at a flag. The flags follow `cargo run`/`cargo build` wherever cargo has one, so a
+//! user's fingers already know them.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::parse_duration;
+
+/// Cargo calls an external subcommand as `cargo-hot hot ARGS…`; called directly it is
+/// `cargo-hot ARGS…`. This drops the extra word so both parse the same.
+pub fn normalize_args(mut args: Vec<OsString>) -> Vec<OsString> {
+    if args.get(1).is_some_and(|a| a == "hot") {
+        args.remove(1);
+    }
+    args
+}
+
+/// Watch a Cargo workspace, rebuild only what a change touches, and restart only that.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo-hot",
+    bin_name = "cargo hot",
+    version,
+    about,
+    long_about = "Runs binary targets of a Cargo workspace and, when a file changes, rebuilds \
+                  only the binaries that depend on it and restarts only those. The old process \
+                  keeps running while the new build compiles; a failed build leaves it running.",
+    args_conflicts_with_subcommands = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// `run` is the default subcommand: `cargo hot -p api` is `cargo hot run -p api`.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the selected binaries and rebuild/restart them on change (the default).
+    Run(RunArgs),
+    /// Print which packages and binaries a set of changed paths affects, and why, then exit.
+    ///
+    /// Paths come from the arguments, or one per line on stdin when there are none, so
+    /// `git diff --name-only main | cargo hot affected --workspace` answers "which services
+    /// does this branch touch?".
+    Affected(AffectedArgs),
+}
+
+/// Which targets to run, in cargo's words.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Target selection")]
+pub struct SelectionArgs {
+    /// Package to run (all its binaries unless --bin narrows it); repeatable.
+    #[arg(short = 'p', long = "package", value_name = "SPEC")]
+    pub packages: Vec<String>,
+    /// Binary target to run; repeatable.
+    #[arg(long = "bin", value_name = "NAME")]
+    pub bins: Vec<String>,
+    /// Example target to run; repeatable.
+    #[arg(long = "example", value_name = "NAME")]
+    pub examples: Vec<String>,
+    /// Every binary target of every workspace member.
+    #[arg(long)]
+    pub workspace: bool,
+    /// With --workspace: leave this package out; repeatable.
+    #[arg(long, value_name = "SPEC", requires = "workspace")]
+    pub exclude: Vec<String>,
+}
+
+/// Flags passed through to every cargo command we run.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Cargo options")]
+pub struct CargoArgs {
+    /// Build with the release profile.
+    #[arg(short = 'r', long, conflicts_with = "profile")]
+    pub release: bool,
+    /// Build with the named profile.
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Space or comma separated features to activate.
+    #[arg(short = 'F', long, value_name = "FEATURES")]
+    pub features: Vec<String>,
+    /// Activate all available features.
+    #[arg(long)]
+    pub all_features: bool,
+    /// Do not activate the `default` feature.
+    #[arg(long)]
+    pub no_default_features: bool,
+    /// Directory for all generated artifacts (also read from CARGO_TARGET_DIR by cargo).
+    #[arg(long, value_name = "DIR")]
+    pub target_dir: Option<PathBuf>,
+    /// Path to Cargo.toml.
+    #[arg(long, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
+    /// Assert that Cargo.lock will remain unchanged.
+    #[arg(long)]
+    pub locked: bool,
+    /// Run without accessing the network.
+    #[arg(long)]
+    pub offline: bool,
+    /// Equivalent to --locked and --offline.
+    #[arg(long)]
+    pub frozen: bool,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub selection: SelectionArgs,
+
+    #[command(flatten)]
+    pub cargo: CargoArgs,
+
+    /// Quiet period after the last file event before building.
+    ///
+    /// A burst of writes (a `git checkout`, `cargo fmt`) ends in one build. Also `2s`, `500`
+    /// (milliseconds).
+    #[arg(long, value_name = "DURATION", default_value = "50ms", value_parser = parse_duration,
+          help_heading = "Watching")]
+    pub debounce: Duration,
+    /// Poll the file system instead of using native events (Docker bind mounts, network
+    /// shares); INTERVAL defaults to 500ms.
+    #[arg(long, value_name = "INTERVAL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "500ms", value_parser = parse_duration, help_heading = "Watching")]
+    pub poll: Option<Duration>,
+    /// Ignore paths matching this gitignore-style glob, on top of .gitignore; repeatable.
+    #[arg(long = "ignore", value_name = "GLOB", help_heading = "Watching")]
+    pub ignore: Vec<String>,
+
+    /// Signal that asks a target to stop (name or number).
+    #[arg(
+        long,
+        value_name = "SIGNAL",
+        default_value = "SIGTERM",
+        help_heading = "Processes"
+    )]
+    pub signal: String,
+    /// How long a target may take to stop before it is killed.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration,
+          help_heading = "Processes")]
+    pub stop_timeout: Duration,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+
+    /// Arguments passed to every target.
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<OsString>,
+}
+
+/// How we talk to the user.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Output")]
+pub struct OutputArgs {
+    /// Print newline-delimited JSON events on stdout (the targets' output goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+    /// With --json: targets' output becomes `output` events on stdout instead of stderr lines.
+    #[arg(long, requires = "json")]
+    pub json_output: bool,
+    /// Only errors and the targets' own output.
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Also print every file event and the cargo command lines; passed to cargo as -v.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Coloring: auto, always, never (CARGO_TERM_COLOR and NO_COLOR are honoured).
+    #[arg(long, value_name = "WHEN")]
+    pub color: Option<ColorChoice>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AffectedArgs {
+    #[command(flatten)]
+    pub selection: SelectionArgs,
+
+    #[command(flatten)]
+    pub cargo: CargoArgs,
+
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Changed paths (relative to the current directory); read from stdin when none.
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+        Cli::try_parse_from(normalize_args(args)).expect("parses")
+    }
+
+    #[test]
+    fn run_is_the_default_subcommand() {
+        let cli = parse(&["cargo-hot", "hot", "--bin", "server"]);
+        assert!(cli.command.is_none());
+        assert_eq!(cli.run.selection.bins, ["server"]);
+    }
+
+    #[test]
+    fn direct_and_cargo_invocations_agree() {
+        let via_cargo = parse(&["cargo-hot", "hot", "run", "-p", "api"]);
+        let direct = parse(&["cargo-hot", "run", "-p", "api"]);
+        for cli in [via_cargo, direct] {
+            match cli.command {
+                Some(Command::Run(run)) => assert_eq!(run.selection.packages, ["api"]),
+                other => panic!("expected run, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn trailing_args_go_to_targets() {
+        let cli = parse(&["cargo-hot", "-p", "api", "--", "--port", "3000"]);
+        assert_eq!(cli.run.args, ["--port", "3000"]);
+    }
+
+    #[test]
+    fn poll_takes_an_optional_interval() {
+        assert_eq!(
+            parse(&["cargo-hot", "--poll"]).run.poll,
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(
+            parse(&["cargo-hot", "--poll=2s"]).run.poll,
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(parse(&["cargo-hot"]).run.poll, None);
+    }
+
+    #[test]
+    fn exclude_needs_workspace() {
+        let err = Cli::try_parse_from(["cargo-hot", "--exclude", "api"]).unwrap_err();
+        assert!(err.to_string().contains("--workspace"), "{err}");
+    }
+
+    #[test]
+    fn affected_reads_paths() {
+        match parse(&["cargo-hot", "affected", "--json", "core/src/lib.rs"]).command {
+            Some(Command::Affected(a)) => {
+                assert!(a.json);
+                assert_eq!(a.paths, [PathBuf::from("core/src/lib.rs")]);
+            }
+            other => panic!("expected affected, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

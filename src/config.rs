@@ -1,0 +1,360 @@
+//! The resolved configuration: what the command line and the environment mean, decided once.
+//!
+//! [`crate::cli`] holds the raw flags; this module turns them into a [`RunConfig`] (and the
+//! smaller [`CargoOptions`] every cargo call shares), so the precedence rules — flag over
+//! environment over default — live in one place and everything downstream reads plain values.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use crate::cli::{CargoArgs, ColorChoice, OutputArgs, RunArgs, SelectionArgs};
+use crate::process::Signal;
+use crate::workspace::{MetadataRequest, Selection};
+
+/// Everything `cargo hot run` needs to know, resolved.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub cargo: CargoOptions,
+    pub selection: Selection,
+    pub debounce: Duration,
+    pub poll: Option<Duration>,
+    pub ignore: Vec<String>,
+    pub stop_signal: Signal,
+    pub stop_timeout: Duration,
+    pub target_args: Vec<OsString>,
+    pub output: OutputConfig,
+    /// Where we were started: cargo's target selection and the targets' cwd start here.
+    pub cwd: PathBuf,
+}
+
+/// How cargo is invoked: shared by `cargo metadata` and `cargo build`.
+#[derive(Debug, Clone, Default)]
+pub struct CargoOptions {
+    /// The cargo that called us (`$CARGO`), so `cargo +nightly hot` builds with nightly.
+    pub program: PathBuf,
+    pub release: bool,
+    pub profile: Option<String>,
+    pub features: Vec<String>,
+    pub all_features: bool,
+    pub no_default_features: bool,
+    pub target_dir: Option<PathBuf>,
+    pub manifest_path: Option<PathBuf>,
+    pub locked: bool,
+    pub offline: bool,
+    pub frozen: bool,
+    pub verbose: u8,
+    /// Whether cargo's rendered diagnostics should carry colour (its stderr is a pipe to us).
+    pub color: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputConfig {
+    pub format: OutputFormat,
+    /// With JSON: the targets' output as `output` events too.
+    pub json_output: bool,
+    pub verbosity: Verbosity,
+    pub color: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// Lines for people.
+    Human,
+    /// Newline-delimited JSON events on stdout, for tools and tests.
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    Quiet,
+    Normal,
+    Verbose,
+}
+
+/// The environment variables we read, gathered so resolution is a pure function.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    pub cargo: Option<OsString>,
+    pub cargo_term_color: Option<String>,
+    pub no_color: bool,
+    pub stderr_is_terminal: bool,
+}
+
+impl Env {
+    pub fn from_process() -> Env {
+        Env {
+            cargo: std::env::var_os("CARGO"),
+            cargo_term_color: std::env::var("CARGO_TERM_COLOR").ok(),
+            // https://no-color.org: present and not empty.
+            no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+            stderr_is_terminal: console::Term::stderr().is_term(),
+        }
+    }
+}
+
+impl RunConfig {
+    /// Where cargo's "the package in the current directory" rule looks: the directory of
+    /// `--manifest-path` when given, as cargo does, else where we were started.
+    pub fn selection_dir(&self) -> PathBuf {
+        self.cargo.selection_dir(&self.cwd)
+    }
+
+    pub fn resolve(args: &RunArgs, env: &Env, cwd: &Path) -> Result<RunConfig> {
+        let stop_signal: Signal = args
+            .signal
+            .parse()
+            .map_err(|e| anyhow::anyhow!("invalid value for --signal: {e}"))?;
+        let output = OutputConfig::resolve(&args.output, env)?;
+        Ok(RunConfig {
+            cargo: CargoOptions::resolve(&args.cargo, args.output.verbose, output.color, env),
+            selection: selection(&args.selection),
+            debounce: args.debounce,
+            poll: args.poll,
+            ignore: args.ignore.clone(),
+            stop_signal,
+            stop_timeout: args.stop_timeout,
+            target_args: args.args.clone(),
+            output,
+            cwd: cwd.to_path_buf(),
+        })
+    }
+}
+
+pub fn selection(args: &SelectionArgs) -> Selection {
+    Selection {
+        packages: args.packages.clone(),
+        bins: args.bins.clone(),
+        examples: args.examples.clone(),
+        workspace: args.workspace,
+        exclude: args.exclude.clone(),
+    }
+}
+
+impl CargoOptions {
+    pub fn resolve(args: &CargoArgs, verbose: u8, color: bool, env: &Env) -> CargoOptions {
+        CargoOptions {
+            program: env
+                .cargo
+                .as_ref()
+                .map_or_else(|| PathBuf::from("cargo"), PathBuf::from),
+            release: args.release,
+            profile: args.profile.clone(),
+            features: args.features.clone(),
+            all_features: args.all_features,
+            no_default_features: args.no_default_features,
+            target_dir: args.target_dir.clone(),
+            manifest_path: args.manifest_path.clone(),
+            locked: args.locked,
+            offline: args.offline,
+            frozen: args.frozen,
+            verbose,
+            color,
+        }
+    }
+
+    /// See [`RunConfig::selection_dir`].
+    pub fn selection_dir(&self, cwd: &Path) -> PathBuf {
+        match &self.manifest_path {
+            Some(manifest) => cwd
+                .join(manifest)
+                .parent()
+                .map_or_else(|| cwd.to_path_buf(), Path::to_path_buf),
+            None => cwd.to_path_buf(),
+        }
+    }
+
+    pub fn metadata_request(&self, cwd: &Path) -> MetadataRequest {
+        MetadataRequest {
+            cargo: self.program.clone(),
+            manifest_path: self.manifest_path.clone(),
+            features: self.features.clone(),
+            all_features: self.all_features,
+            no_default_features: self.no_default_features,
+            locked: self.locked,
+            offline: self.offline,
+            frozen: self.frozen,
+            cwd: cwd.to_path_buf(),
+            target_dir: self.target_dir.as_ref().map(|d| cwd.join(d)),
+        }
+    }
+
+    /// The flags every cargo command shares (features, profile, lock and network policy).
+    pub fn common_args(&self) -> Vec<OsString> {
+        let mut args: Vec<OsString> = Vec::new();
+        if let Some(path) = &self.manifest_path {
+            args.push("--manifest-path".into());
+            args.push(path.into());
+        }
+        if self.release {
+            args.push("--release".into());
+        }
+        if let Some(profile) = &self.profile {
+            args.push("--profile".into());
+            args.push(profile.into());
+        }
+        for features in &self.features {
+            args.push("--features".into());
+            args.push(features.into());
+        }
+        for (on, flag) in [
+            (self.all_features, "--all-features"),
+            (self.no_default_features, "--no-default-features"),
+            (self.locked, "--locked"),
+            (self.offline, "--offline"),
+            (self.frozen, "--frozen"),
+        ] {
+            if on {
+                args.push(flag.into());
+            }
+        }
+        if let Some(dir) = &self.target_dir {
+            args.push("--target-dir".into());
+            args.push(dir.into());
+        }
+        for _ in 0..self.verbose {
+            args.push("-v".into());
+        }
+        args
+    }
+}
+
+impl OutputConfig {
+    pub fn resolve(args: &OutputArgs, env: &Env) -> Result<OutputConfig> {
+        let verbosity = if args.quiet {
+            Verbosity::Quiet
+        } else if args.verbose > 0 {
+            Verbosity::Verbose
+        } else {
+            Verbosity::Normal
+        };
+        let format = if args.json {
+            OutputFormat::Json
+        } else {
+            OutputFormat::Human
+        };
+        Ok(OutputConfig {
+            format,
+            json_output: args.json_output,
+            verbosity,
+            color: color_enabled(args.color, env)?,
+        })
+    }
+}
+
+/// `--color` beats `CARGO_TERM_COLOR`, which beats `NO_COLOR`, which beats "is it a terminal".
+fn color_enabled(flag: Option<ColorChoice>, env: &Env) -> Result<bool> {
+    let choice = match (flag, env.cargo_term_color.as_deref()) {
+        (Some(choice), _) => choice,
+        (None, Some("always")) => ColorChoice::Always,
+        (None, Some("never")) => ColorChoice::Never,
+        (None, Some("auto")) | (None, None) => ColorChoice::Auto,
+        (None, Some(other)) => {
+            bail!("invalid CARGO_TERM_COLOR value `{other}`: expected `auto`, `always` or `never`")
+        }
+    };
+    Ok(match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => !env.no_color && env.stderr_is_terminal,
+    })
+}
+
+/// Parses `50ms`, `2s`, `1.5s`, `1m`, or a bare number of milliseconds.
+pub fn parse_duration(text: &str) -> Result<Duration> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .with_context(|| format!("`{text}` is not a duration: expected e.g. 50ms, 2s, 1m"))?;
+    let seconds = match unit.trim() {
+        "" | "ms" => value / 1000.0,
+        "s" | "sec" => value,
+        "m" | "min" => value * 60.0,
+        other => bail!("unknown unit `{other}` in `{text}`: use ms, s or m"),
+    };
+    Duration::try_from_secs_f64(seconds).with_context(|| format!("`{text}` is out of range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("50ms").unwrap(), Duration::from_millis(50));
+        assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("250").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("fast").is_err());
+    }
+
+    fn env(term_color: Option<&str>, no_color: bool, tty: bool) -> Env {
+        Env {
+            cargo: None,
+            cargo_term_color: term_color.map(str::to_string),
+            no_color,
+            stderr_is_terminal: tty,
+        }
+    }
+
+    #[test]
+    fn color_precedence() {
+        assert!(color_enabled(None, &env(None, false, true)).unwrap());
+        assert!(!color_enabled(None, &env(None, false, false)).unwrap());
+        assert!(!color_enabled(None, &env(None, true, true)).unwrap());
+        assert!(color_enabled(None, &env(Some("always"), true, false)).unwrap());
+        assert!(!color_enabled(None, &env(Some("never"), false, true)).unwrap());
+        assert!(
+            color_enabled(Some(ColorChoice::Always), &env(Some("never"), true, false)).unwrap()
+        );
+        let err = color_enabled(None, &env(Some("sometimes"), false, true)).unwrap_err();
+        assert!(err.to_string().contains("CARGO_TERM_COLOR"));
+    }
+
+    #[test]
+    fn cargo_from_environment() {
+        let mut e = env(None, false, false);
+        e.cargo = Some("/opt/rust/bin/cargo".into());
+        let opts = CargoOptions::resolve(&CargoArgs::default(), 0, false, &e);
+        assert_eq!(opts.program, PathBuf::from("/opt/rust/bin/cargo"));
+        let opts = CargoOptions::resolve(&CargoArgs::default(), 0, false, &Env::default());
+        assert_eq!(opts.program, PathBuf::from("cargo"));
+    }
+
+    #[test]
+    fn common_args_pass_through() {
+        let args = CargoArgs {
+            release: true,
+            features: vec!["a,b".into()],
+            locked: true,
+            target_dir: Some("out".into()),
+            ..CargoArgs::default()
+        };
+        let opts = CargoOptions::resolve(&args, 1, false, &Env::default());
+        let got: Vec<String> = opts
+            .common_args()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "--release",
+                "--features",
+                "a,b",
+                "--locked",
+                "--target-dir",
+                "out",
+                "-v"
+            ]
+        );
+    }
+}

@@ -1,0 +1,799 @@
+//! The event loop: the one place that owns state and decides what happens next.
+//!
+//! Inputs — settled file changes from the [`crate::watcher`], lines and exits of cargo and of
+//! the targets from [`crate::process`], signals, and deadlines — arrive on channels; one
+//! `select!` waits on all of them, so nothing here is shared between threads. Data flows one
+//! way: changes → [`Workspace::affected`] → a [`Build`] → [`Job::replace`] → the [`Ui`].
+//!
+//! While nothing happens the loop blocks with no timeout at all: a deadline exists only while
+//! a change is settling, a build is being cancelled, or a stop is timing out. That is what
+//! keeps an idle `cargo hot` at zero CPU.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use crossbeam_channel::{never, select, Receiver, Sender};
+
+use crate::build::{self, Build, Progress, Staged};
+use crate::config::{OutputFormat, RunConfig, Verbosity};
+use crate::process::{self, Io, ProcEvent, ProcKey, Reaper, Signal, Spawn, Stream};
+use crate::supervisor::{Job, Processes, StopPolicy};
+use crate::ui::{AffectedTarget, Event, Ui};
+use crate::watcher::{ChangeKind, WatchMode, WatchMsg, WatchSpec, Watcher};
+use crate::workspace::{self, BuildKnowledge, TargetId, Workspace};
+
+/// A burst that never settles (a log written every 10 ms in a watched dir) still gets built.
+const MAX_SETTLE: Duration = Duration::from_secs(1);
+/// How long cargo gets to exit after SIGINT before its process group is killed.
+const BUILD_CANCEL_GRACE: Duration = Duration::from_secs(2);
+
+/// Runs `cargo hot run` until a signal asks it to stop. Returns the process exit code.
+pub fn run(config: RunConfig) -> Result<i32> {
+    let mut ui = Ui::new(config.output);
+    let metadata = config.cargo.metadata_request(&config.cwd);
+    let workspace = workspace::load(&metadata)?;
+    let targets = workspace.select(&config.selection, &config.selection_dir())?;
+    ui.set_root(workspace.root().to_path_buf());
+
+    let (signal_tx, signal_rx) = crossbeam_channel::unbounded();
+    let _signals = forward_signals(signal_tx)?;
+    let (proc_tx, proc_rx) = crossbeam_channel::unbounded();
+    let (watch_tx, watch_rx) = crossbeam_channel::unbounded();
+
+    let reaper = Reaper::start().context("failed to start the process reaper")?;
+    let watcher = Watcher::start(watch_spec(&config, &workspace), watch_tx)
+        .context("failed to start watching files")?;
+
+    let hot_dir = workspace.target_dir().join("hot");
+    let several = targets.len() > 1;
+    let mut engine = Engine {
+        procs: LiveProcesses {
+            tx: proc_tx,
+            reaper,
+            next_key: 0,
+            owners: HashMap::new(),
+            colors: HashMap::new(),
+            args: config.target_args.clone(),
+            cwd: config.cwd.clone(),
+            inherit_output: !several && config.output.format == OutputFormat::Human,
+            manifests: HashMap::new(),
+        },
+        jobs: Vec::new(),
+        targets: Vec::new(),
+        ui,
+        watcher,
+        knowledge: BuildKnowledge::default(),
+        pending: Pending::default(),
+        build: None,
+        queued: BTreeSet::new(),
+        quit: None,
+        hot_dir,
+        workspace,
+        config,
+    };
+    engine.set_targets(targets);
+    engine.announce_watching();
+    let all = engine.targets.clone();
+    engine.request_build(all.into_iter().collect(), Instant::now());
+    engine.event_loop(&watch_rx, &proc_rx, &signal_rx)
+}
+
+/// What the engine owns.
+struct Engine {
+    config: RunConfig,
+    workspace: Workspace,
+    knowledge: BuildKnowledge,
+    /// The selected targets, in order; `jobs[i]` supervises `targets[i]`.
+    targets: Vec<TargetId>,
+    jobs: Vec<Job>,
+    ui: Ui,
+    watcher: Watcher,
+    pending: Pending,
+    build: Option<ActiveBuild>,
+    /// Targets to build once the current (cancelled) build has exited.
+    queued: BTreeSet<TargetId>,
+    quit: Option<Quit>,
+    hot_dir: PathBuf,
+    procs: LiveProcesses,
+}
+
+/// Changes that arrived but have not settled yet.
+#[derive(Default)]
+struct Pending {
+    /// Each path with the first kind of change seen for it in this burst.
+    paths: BTreeMap<PathBuf, ChangeKind>,
+    first: Option<Instant>,
+    deadline: Option<Instant>,
+}
+
+struct ActiveBuild {
+    build: Build,
+    pid: u32,
+    key: ProcKey,
+    /// Set when we asked cargo to stop; the deadline after which it is killed.
+    cancel_deadline: Option<Instant>,
+    /// cargo's stderr, kept to replay a failure in quiet mode.
+    stderr: Vec<Vec<u8>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Quit {
+    signals: usize,
+}
+
+enum Input {
+    Watch(WatchMsg),
+    Proc(ProcEvent),
+    Signal(i32),
+    Deadline,
+}
+
+impl Engine {
+    fn event_loop(
+        &mut self,
+        watch_rx: &Receiver<WatchMsg>,
+        proc_rx: &Receiver<ProcEvent>,
+        signal_rx: &Receiver<i32>,
+    ) -> Result<i32> {
+        loop {
+            if self.quit.is_some() && self.build.is_none() && !self.jobs.iter().any(Job::is_alive) {
+                self.ui.emit(&Event::Quit {
+                    reason: "all targets stopped".into(),
+                });
+                return Ok(0);
+            }
+            // No deadline, no timer: `never()` blocks the select on real inputs alone.
+            let timer = match self.next_deadline() {
+                Some(at) => crossbeam_channel::at(at),
+                None => never(),
+            };
+            let input = select! {
+                recv(proc_rx) -> event => Input::Proc(event.context("process event channel closed")?),
+                recv(signal_rx) -> signal => Input::Signal(signal.context("signal channel closed")?),
+                recv(watch_rx) -> msg => match msg {
+                    Ok(msg) => Input::Watch(msg),
+                    // The watcher thread died: report it once, keep supervising.
+                    Err(_) => {
+                        self.ui.emit(&Event::Error { message: "file watcher stopped".into() });
+                        return self.shutdown_after_watcher_loss(proc_rx, signal_rx);
+                    }
+                },
+                recv(timer) -> _ => Input::Deadline,
+            };
+            let now = Instant::now();
+            match input {
+                Input::Watch(msg) => self.on_watch(msg, now),
+                Input::Proc(event) => self.on_proc(event, now),
+                Input::Signal(signal) => self.on_signal(signal, now),
+                Input::Deadline => {}
+            }
+            self.on_deadlines(Instant::now());
+        }
+    }
+
+    /// Without a watcher there is nothing left to do but stop cleanly.
+    fn shutdown_after_watcher_loss(
+        &mut self,
+        proc_rx: &Receiver<ProcEvent>,
+        signal_rx: &Receiver<i32>,
+    ) -> Result<i32> {
+        self.begin_quit("the file watcher stopped", Instant::now());
+        let (_tx, idle) = crossbeam_channel::unbounded();
+        self.event_loop(&idle, proc_rx, signal_rx)?;
+        Ok(1)
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let jobs = self.jobs.iter().filter_map(Job::deadline);
+        let build = self.build.as_ref().and_then(|b| b.cancel_deadline);
+        let settle = if self.quit.is_none() {
+            self.pending.deadline
+        } else {
+            None
+        };
+        jobs.chain(build).chain(settle).min()
+    }
+
+    fn on_deadlines(&mut self, now: Instant) {
+        let mut events = Vec::new();
+        for job in &mut self.jobs {
+            job.on_deadline(&mut self.procs, &mut events, now);
+        }
+        self.flush(events);
+        if let Some(build) = &mut self.build {
+            if build.cancel_deadline.is_some_and(|d| d <= now) {
+                build.cancel_deadline = None;
+                self.procs.signal_group(build.pid, Signal::KILL);
+            }
+        }
+        if self.quit.is_none() && self.pending.deadline.is_some_and(|d| d <= now) {
+            self.settle(now);
+        }
+    }
+
+    fn on_watch(&mut self, msg: WatchMsg, now: Instant) {
+        match msg {
+            WatchMsg::Changes(changes) => {
+                for change in changes {
+                    if self.ui.verbosity() == Verbosity::Verbose {
+                        self.ui.emit(&Event::FileEvent {
+                            path: change.path.clone(),
+                            kind: format!("{:?}", change.kind).to_lowercase(),
+                        });
+                    }
+                    self.pending.paths.entry(change.path).or_insert(change.kind);
+                }
+                let first = *self.pending.first.get_or_insert(now);
+                let settle = now + self.config.debounce;
+                self.pending.deadline = Some(settle.min(first + MAX_SETTLE));
+            }
+            WatchMsg::Warning(message) => self.ui.emit(&Event::Warning { message }),
+            WatchMsg::FellBackToPolling { reason } => {
+                self.ui.emit(&Event::Warning { message: reason })
+            }
+        }
+    }
+
+    /// The burst has settled: work out what it affects and build that.
+    fn settle(&mut self, now: Instant) {
+        let pending = std::mem::take(&mut self.pending);
+        let paths: Vec<PathBuf> = pending
+            .paths
+            .into_iter()
+            .filter(|(path, first)| !is_transient(path, *first))
+            .map(|(path, _)| path)
+            .collect();
+        if paths.is_empty() {
+            return;
+        }
+        self.ui.emit(&Event::Change {
+            count: paths.len(),
+            paths: paths.clone(),
+        });
+        let mut affected = self
+            .workspace
+            .affected(&paths, &self.targets, &self.knowledge);
+        if affected.reload {
+            if !self.reload() {
+                return;
+            }
+            affected = self
+                .workspace
+                .affected(&paths, &self.targets, &self.knowledge);
+        }
+        self.ui.emit(&Event::Affected {
+            targets: affected
+                .targets
+                .iter()
+                .map(|(target, reason)| AffectedTarget {
+                    target: target.to_string(),
+                    why: reason.to_string(),
+                    reason: reason.clone(),
+                })
+                .collect(),
+            packages: affected.packages.clone(),
+            unowned: affected.unowned.clone(),
+        });
+        let wanted: BTreeSet<TargetId> = affected.targets.into_keys().collect();
+        if !wanted.is_empty() {
+            self.request_build(wanted, now);
+        }
+    }
+
+    /// Reloads `cargo metadata` after a manifest change. On failure cargo's message is shown,
+    /// the old graph stays in force and everything keeps running; the next save retries.
+    fn reload(&mut self) -> bool {
+        let request = self.config.cargo.metadata_request(&self.config.cwd);
+        let workspace = match workspace::load(&request) {
+            Ok(workspace) => workspace,
+            Err(error) => {
+                self.ui.emit(&Event::Error {
+                    message: format!(
+                        "{error:#}\nthe previous workspace graph stays in force and running targets keep running; fix the manifest and save again"
+                    ),
+                });
+                return false;
+            }
+        };
+        let targets = match workspace.select(&self.config.selection, &self.config.selection_dir()) {
+            Ok(targets) => targets,
+            Err(error) => {
+                self.ui.emit(&Event::Error {
+                    message: format!("{error:#}\nkeeping the current targets"),
+                });
+                return false;
+            }
+        };
+        self.ui.emit(&Event::MetadataReloaded {
+            packages: workspace.packages().len(),
+        });
+        self.workspace = workspace;
+        if let Err(error) = self
+            .watcher
+            .update(watch_spec(&self.config, &self.workspace))
+        {
+            self.ui.emit(&Event::Warning {
+                message: format!("failed to update the watched directories: {error:#}"),
+            });
+        }
+        if targets != self.targets {
+            self.set_targets(targets);
+        }
+        true
+    }
+
+    /// Adopts a new selection: jobs of targets that are gone are stopped, new ones wait for
+    /// their first build.
+    fn set_targets(&mut self, targets: Vec<TargetId>) {
+        let now = Instant::now();
+        let policy = StopPolicy {
+            signal: self.config.stop_signal,
+            timeout: self.config.stop_timeout,
+        };
+        let mut events = Vec::new();
+        let mut old: Vec<Job> = std::mem::take(&mut self.jobs);
+        for job in &mut old {
+            if !targets.contains(&job.target) {
+                job.stop(
+                    "removed from the workspace",
+                    &mut self.procs,
+                    &mut events,
+                    now,
+                );
+            }
+        }
+        self.jobs = targets
+            .iter()
+            .map(
+                |target| match old.iter().position(|j| &j.target == target) {
+                    Some(i) => old.swap_remove(i),
+                    None => Job::new(target.clone(), policy),
+                },
+            )
+            .collect();
+        // Removed targets still stopping stay supervised until they are gone.
+        self.jobs.extend(old.into_iter().filter(Job::is_alive));
+        self.procs.manifests = self
+            .workspace
+            .packages()
+            .iter()
+            .map(|p| (p.name.clone(), (p.dir.clone(), p.version.clone())))
+            .collect();
+        let width = targets.iter().map(|t| t.to_string().len()).max();
+        self.ui
+            .set_prefix_width(if targets.len() > 1 { width } else { None });
+        self.targets = targets;
+        self.flush(events);
+    }
+
+    fn announce_watching(&mut self) {
+        self.ui.emit(&Event::Watching {
+            root: self.workspace.root().to_path_buf(),
+            dirs: self.watcher.watched_dirs(),
+            mode: match self.watcher.mode() {
+                WatchMode::Native => "native".into(),
+                WatchMode::Poll(every) => format!("polling every {}ms", every.as_millis()),
+            },
+            targets: self.targets.iter().map(ToString::to_string).collect(),
+        });
+    }
+
+    /// Builds `wanted`, or, if a build is running, cancels it and builds the union next.
+    fn request_build(&mut self, mut wanted: BTreeSet<TargetId>, now: Instant) {
+        // A target that has never had a good build must be in every build until it does.
+        for job in &self.jobs {
+            if job.latest.is_none() && self.targets.contains(&job.target) {
+                wanted.insert(job.target.clone());
+            }
+        }
+        if let Some(build) = &mut self.build {
+            self.queued.extend(build.build.targets.iter().cloned());
+            self.queued.extend(wanted);
+            if build.cancel_deadline.is_none() {
+                build.cancel_deadline = Some(now + BUILD_CANCEL_GRACE);
+                self.procs.signal_group(build.pid, Signal::INT);
+                self.ui.emit(&Event::BuildCancelled {
+                    targets: build
+                        .build
+                        .targets
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect(),
+                });
+            }
+            return;
+        }
+        self.start_build(wanted.into_iter().collect());
+    }
+
+    fn start_build(&mut self, targets: Vec<TargetId>) {
+        let spawn = build::command(&self.config.cargo, &targets, &self.config.cwd);
+        let command = command_line(&spawn);
+        let key = self.procs.next_key();
+        match process::spawn(&spawn, key, &self.procs.tx) {
+            Ok(child) => {
+                self.procs.reaper.track(child.pid);
+                self.procs.owners.insert(key, Owner::Build);
+                self.ui.emit(&Event::BuildStarted {
+                    targets: targets.iter().map(ToString::to_string).collect(),
+                    command,
+                });
+                self.build = Some(ActiveBuild {
+                    build: Build::new(targets, build::package_names(&self.workspace)),
+                    pid: child.pid,
+                    key,
+                    cancel_deadline: None,
+                    stderr: Vec::new(),
+                });
+            }
+            Err(error) => self.ui.emit(&Event::Error {
+                message: format!("failed to run cargo: {error:#}"),
+            }),
+        }
+    }
+
+    fn on_proc(&mut self, event: ProcEvent, now: Instant) {
+        match event {
+            ProcEvent::Output { key, stream, line } => match self.procs.owners.get(&key) {
+                Some(Owner::Build) => self.on_build_output(stream, line),
+                Some(Owner::Target(name, index)) => {
+                    let (name, index) = (name.clone(), *index);
+                    self.ui.target_output(&name, index, stream, &line);
+                }
+                None => {}
+            },
+            ProcEvent::Exited { key, status } => {
+                if self.build.as_ref().is_some_and(|b| b.key == key) {
+                    let ok = status.code == Some(0);
+                    self.on_build_exit(ok, now);
+                    return;
+                }
+                let mut events = Vec::new();
+                for job in &mut self.jobs {
+                    if job.on_exit(key, status, &mut self.procs, &mut events, now) {
+                        break;
+                    }
+                }
+                // Jobs of targets removed from the workspace leave once they are gone.
+                let targets = &self.targets;
+                self.jobs
+                    .retain(|job| targets.contains(&job.target) || job.is_alive());
+                self.flush(events);
+            }
+        }
+    }
+
+    fn on_build_output(&mut self, stream: Stream, line: Vec<u8>) {
+        let Some(build) = &mut self.build else { return };
+        match stream {
+            Stream::Stdout => match build.build.on_stdout_line(&line) {
+                Some(Progress::Unit { name, fresh }) => {
+                    let done = build.build.units_done;
+                    self.ui.emit(&Event::BuildProgress {
+                        unit: name,
+                        fresh,
+                        done,
+                    });
+                }
+                Some(Progress::BuildScript { package }) => {
+                    let done = build.build.units_done;
+                    self.ui.emit(&Event::BuildProgress {
+                        unit: format!("{package} (build script)"),
+                        fresh: false,
+                        done,
+                    });
+                }
+                None => {}
+            },
+            Stream::Stderr => {
+                self.ui.cargo_output(&line);
+                build.stderr.push(line);
+            }
+        }
+    }
+
+    fn on_build_exit(&mut self, exited_ok: bool, now: Instant) {
+        let Some(active) = self.build.take() else {
+            return;
+        };
+        self.procs.signal_group(active.pid, Signal::KILL);
+        self.procs.forget(active.pid);
+        let cancelled = active.cancel_deadline.is_some() || !self.queued.is_empty();
+        let outcome = active.build.finish(exited_ok);
+        self.learn(&outcome);
+
+        if self.quit.is_some() {
+            return;
+        }
+        if cancelled {
+            let next: Vec<TargetId> = std::mem::take(&mut self.queued).into_iter().collect();
+            self.start_build(next);
+            return;
+        }
+        if !outcome.ok {
+            self.ui.cargo_failure(&active.stderr);
+            self.ui.emit(&Event::BuildFinished {
+                ok: false,
+                duration_ms: outcome.duration.as_millis(),
+                targets: outcome.targets.iter().map(ToString::to_string).collect(),
+                rebuilt: Vec::new(),
+                fresh: Vec::new(),
+            });
+            return;
+        }
+
+        // Stage every new executable first, so a failure to stage one leaves all running.
+        let mut swaps: Vec<(usize, Staged)> = Vec::new();
+        let (mut rebuilt, mut fresh) = (Vec::new(), Vec::new());
+        for (target, artifact) in &outcome.artifacts {
+            let Some(index) = self.jobs.iter().position(|j| &j.target == target) else {
+                continue;
+            };
+            let staged = match build::stage(&artifact.executable, &self.hot_dir, &target.name) {
+                Ok(staged) => staged,
+                Err(error) => {
+                    self.ui.emit(&Event::Error {
+                        message: format!("{error:#}; {target} keeps running"),
+                    });
+                    continue;
+                }
+            };
+            let job = &self.jobs[index];
+            let same_as_running = job.running_staged().map(|s| s.digest) == Some(staged.digest);
+            if same_as_running {
+                fresh.push(target.to_string());
+            } else {
+                rebuilt.push(target.to_string());
+                swaps.push((index, staged));
+            }
+        }
+        self.ui.emit(&Event::BuildFinished {
+            ok: true,
+            duration_ms: outcome.duration.as_millis(),
+            targets: outcome.targets.iter().map(ToString::to_string).collect(),
+            rebuilt,
+            fresh,
+        });
+        let mut events = Vec::new();
+        for (index, staged) in swaps {
+            self.jobs[index].replace(staged, "new build", &mut self.procs, &mut events, now);
+        }
+        // A target that exited on its own comes back after a change that affected it, even
+        // if cargo found it fresh (the user asked for another try).
+        for target in &outcome.targets {
+            if let Some(job) = self.jobs.iter_mut().find(|j| &j.target == target) {
+                if !job.is_alive() {
+                    if let Some(latest) = job.latest.clone() {
+                        job.replace(
+                            latest,
+                            "restart after exit",
+                            &mut self.procs,
+                            &mut events,
+                            now,
+                        );
+                    }
+                }
+            }
+        }
+        self.flush(events);
+        self.remove_stale_copies();
+    }
+
+    /// Keeps what cargo told us about build scripts and dep-info, to sharpen `affected`.
+    fn learn(&mut self, outcome: &build::BuildOutcome) {
+        for (package_id, out_dir) in &outcome.build_scripts {
+            let Some(package) = self
+                .workspace
+                .packages()
+                .iter()
+                .find(|p| &p.id == package_id)
+            else {
+                continue;
+            };
+            let dir = package.dir.clone();
+            if let Err(error) = self
+                .knowledge
+                .record_build_script(package_id, &dir, out_dir)
+            {
+                self.warn_verbose(format!("{error:#}"));
+            }
+        }
+        for (target, artifact) in &outcome.artifacts {
+            if let Err(error) = self.knowledge.record_dep_info(target, &artifact.dep_info()) {
+                self.warn_verbose(format!("{error:#}"));
+            }
+        }
+    }
+
+    fn warn_verbose(&mut self, message: String) {
+        if self.ui.verbosity() == Verbosity::Verbose {
+            self.ui.emit(&Event::Warning { message });
+        }
+    }
+
+    fn remove_stale_copies(&mut self) {
+        for job in &self.jobs {
+            let keep: Vec<&Path> = job
+                .running_staged()
+                .into_iter()
+                .chain(job.latest.as_ref())
+                .map(|s| s.path.as_path())
+                .collect();
+            if let Err(error) = build::remove_stale(&self.hot_dir, &job.target.name, &keep) {
+                self.ui.emit(&Event::Warning {
+                    message: format!("{error:#}"),
+                });
+                return;
+            }
+        }
+    }
+
+    fn on_signal(&mut self, signal: i32, now: Instant) {
+        let name = Signal(signal).name();
+        match &mut self.quit {
+            None => self.begin_quit(&format!("received {name}"), now),
+            Some(quit) => {
+                // A second Ctrl-C: the user does not want to wait for graceful stops.
+                quit.signals += 1;
+                let mut events = Vec::new();
+                for job in &mut self.jobs {
+                    job.kill_now(&mut self.procs, &mut events);
+                }
+                if let Some(build) = &self.build {
+                    self.procs.signal_group(build.pid, Signal::KILL);
+                }
+                self.flush(events);
+            }
+        }
+    }
+
+    fn begin_quit(&mut self, reason: &str, now: Instant) {
+        self.quit = Some(Quit { signals: 1 });
+        self.pending = Pending::default();
+        self.queued.clear();
+        if let Some(build) = &mut self.build {
+            build.cancel_deadline = Some(now + BUILD_CANCEL_GRACE);
+            self.procs.signal_group(build.pid, Signal::INT);
+        }
+        let mut events = Vec::new();
+        for job in &mut self.jobs {
+            job.stop(reason, &mut self.procs, &mut events, now);
+        }
+        self.flush(events);
+    }
+
+    fn flush(&mut self, events: Vec<Event>) {
+        for event in events {
+            self.ui.emit(&event);
+        }
+    }
+}
+
+/// Who a process key belongs to.
+#[derive(Debug, Clone)]
+enum Owner {
+    Build,
+    Target(String, usize),
+}
+
+/// The real [`Processes`]: spawns targets in their own process groups, tracked by the reaper.
+struct LiveProcesses {
+    tx: Sender<ProcEvent>,
+    reaper: Reaper,
+    next_key: ProcKey,
+    owners: HashMap<ProcKey, Owner>,
+    /// Target name → colour index, stable for the session.
+    colors: HashMap<String, usize>,
+    args: Vec<OsString>,
+    cwd: PathBuf,
+    /// One target in a human terminal gets the terminal itself (colours, progress bars).
+    inherit_output: bool,
+    /// Package name → (directory, version), for the CARGO_* variables `cargo run` sets.
+    manifests: HashMap<String, (PathBuf, String)>,
+}
+
+impl Processes for LiveProcesses {
+    fn spawn(&mut self, target: &TargetId, staged: &Staged, key: ProcKey) -> Result<u32> {
+        let output = if self.inherit_output {
+            Io::Inherit
+        } else {
+            Io::Lines
+        };
+        let mut env: Vec<(OsString, OsString)> = vec![("CARGO_HOT".into(), "1".into())];
+        if let Some((dir, version)) = self.manifests.get(&target.package) {
+            env.push(("CARGO_MANIFEST_DIR".into(), dir.into()));
+            env.push(("CARGO_PKG_NAME".into(), target.package.clone().into()));
+            env.push(("CARGO_PKG_VERSION".into(), version.into()));
+        }
+        let spawn = Spawn {
+            program: staged.path.clone(),
+            arg0: Some(target.name.clone().into()),
+            args: self.args.clone(),
+            cwd: Some(self.cwd.clone()),
+            env,
+            env_remove: Vec::new(),
+            // A target in a background process group that reads the terminal would be
+            // stopped by SIGTTIN; piped input is safe to share.
+            stdin: if std::io::stdin().is_terminal() {
+                Io::Null
+            } else {
+                Io::Inherit
+            },
+            stdout: output.clone(),
+            stderr: output,
+            pass_fds: Vec::new(),
+            listen_pid: false,
+            own_group: true,
+        };
+        let child = process::spawn(&spawn, key, &self.tx)
+            .with_context(|| format!("failed to start {}", staged.path.display()))?;
+        self.reaper.track(child.pid);
+        let next_color = self.colors.len();
+        let color = *self.colors.entry(target.to_string()).or_insert(next_color);
+        self.owners
+            .insert(key, Owner::Target(target.to_string(), color));
+        Ok(child.pid)
+    }
+
+    fn signal_group(&mut self, pgid: u32, signal: Signal) {
+        // ESRCH is Ok inside; anything else (EPERM) cannot happen for our own children.
+        let _ = process::signal_group(pgid, signal);
+    }
+
+    fn forget(&mut self, pgid: u32) {
+        self.reaper.untrack(pgid);
+    }
+
+    fn next_key(&mut self) -> ProcKey {
+        self.next_key += 1;
+        self.next_key
+    }
+}
+
+/// A file created and gone again within one burst is some tool's temporary file (`sed -i`,
+/// an editor's atomic save under a name we do not know): it changed nothing that stays.
+fn is_transient(path: &Path, first: ChangeKind) -> bool {
+    first == ChangeKind::Created && std::fs::symlink_metadata(path).is_err()
+}
+
+fn watch_spec(config: &RunConfig, workspace: &Workspace) -> WatchSpec {
+    WatchSpec {
+        roots: workspace.watch_roots(),
+        always_ignore: vec![workspace.target_dir().to_path_buf()],
+        extra_ignores: config.ignore.clone(),
+        poll: config.poll,
+    }
+}
+
+/// The command as a user could paste it, for `-v` and the JSON stream.
+fn command_line(spawn: &Spawn) -> String {
+    std::iter::once(spawn.program.as_os_str())
+        .chain(spawn.args.iter().map(|a| a.as_os_str()))
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Turns SIGINT, SIGTERM and SIGHUP into messages for the loop. The handle keeps the
+/// forwarding thread's registration alive for the life of `run`.
+fn forward_signals(tx: Sender<i32>) -> Result<signal_hook::iterator::Handle> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+        .context("failed to install signal handlers")?;
+    let handle = signals.handle();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                if tx.send(signal).is_err() {
+                    break;
+                }
+            }
+        })
+        .context("failed to start the signal thread")?;
+    Ok(handle)
+}

@@ -1,0 +1,393 @@
+//! Child-process plumbing for the supervisor: starting binaries the way a
+//! supervisor must (own process group, death signal, socket-activation fds,
+//! `LISTEN_PID`), turning their output into line events without deadlocks,
+//! signalling whole process groups, and the reaper process that kills every
+//! tracked group even when cargo-hot itself is SIGKILLed.
+//!
+//! This module owns mechanism only. When to stop, restart or escalate is the
+//! caller's event loop's business; it gets [`ProcEvent`]s and primitives.
+//!
+//! The portable vocabulary (events, specs, signals) lives here; everything
+//! that talks to the OS lives in a per-platform file (`unix.rs` today).
+
+use std::ffi::OsString;
+use std::fmt;
+use std::io::{BufRead, ErrorKind};
+use std::path::PathBuf;
+
+use crossbeam_channel::Sender;
+
+#[cfg(unix)]
+mod unix;
+
+#[cfg(unix)]
+pub use unix::{reaper_main, signal_group, signal_pid, spawn, Reaper};
+
+/// Caller-chosen identifier echoed back in every [`ProcEvent`] of a child.
+pub type ProcKey = u64;
+
+/// What the background threads of a spawned child report.
+#[derive(Debug)]
+pub enum ProcEvent {
+    /// One line of output without its `\n` / `\r\n` terminator. A final line
+    /// without a newline is delivered at EOF; longer lines arrive in
+    /// [`MAX_LINE`]-byte chunks.
+    Output {
+        key: ProcKey,
+        stream: Stream,
+        line: Vec<u8>,
+    },
+    /// The child exited. Sent after its output readers hit EOF, or at most
+    /// ~250 ms after the exit when a grandchild keeps the pipes open (the
+    /// readers then keep forwarding whatever comes later).
+    Exited { key: ProcKey, status: ExitInfo },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// How a child ended: exactly one of `code` / `signal` is set on Unix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ExitInfo {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+}
+
+impl ExitInfo {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+impl fmt::Display for ExitInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.code, self.signal) {
+            (Some(code), _) => write!(f, "exit status {code}"),
+            (None, Some(sig)) => write!(f, "killed by {}", Signal(sig).name()),
+            (None, None) => f.write_str("unknown exit status"),
+        }
+    }
+}
+
+/// What to connect a child's standard stream to.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Io {
+    /// Share cargo-hot's own stream (the terminal, usually).
+    #[default]
+    Inherit,
+    /// Pipe it and deliver it as [`ProcEvent::Output`] lines (stdout/stderr only).
+    Lines,
+    /// `/dev/null`.
+    Null,
+}
+
+/// Everything needed to start one child.
+#[derive(Debug, Clone)]
+pub struct Spawn {
+    /// Absolute path, or a name looked up in `PATH` (the child's `PATH`).
+    pub program: PathBuf,
+    /// `argv[0]` override: staged copies are named `api-1a2b3c` but the
+    /// program should still see itself as `api`.
+    pub arg0: Option<OsString>,
+    pub args: Vec<OsString>,
+    pub cwd: Option<PathBuf>,
+    /// Added to, or overriding, the inherited environment; later entries win.
+    pub env: Vec<(OsString, OsString)>,
+    /// Removed from the inherited environment (`env` entries still apply).
+    pub env_remove: Vec<OsString>,
+    /// `Inherit` or `Null`; `Lines` is rejected by [`spawn`].
+    pub stdin: Io,
+    pub stdout: Io,
+    pub stderr: Io,
+    /// Placed in the child as fds 3, 4, … in this order, inheritable there;
+    /// the originals stay open and untouched in cargo-hot. Sources should be
+    /// fds ≥ 3: 0–2 already name the child's own stdio when they are placed.
+    #[cfg(unix)]
+    pub pass_fds: Vec<std::os::fd::RawFd>,
+    /// Set `LISTEN_PID` to the child's own pid (systemd socket activation).
+    pub listen_pid: bool,
+    /// Make the child lead a new process group (pgid == pid), so the whole
+    /// tree it starts can be signalled with [`signal_group`].
+    pub own_group: bool,
+}
+
+impl Spawn {
+    /// A spec with no arguments, inherited stdio and environment, and no
+    /// process-group, fd or `LISTEN_PID` handling.
+    pub fn new(program: impl Into<PathBuf>) -> Spawn {
+        Spawn {
+            program: program.into(),
+            arg0: None,
+            args: Vec::new(),
+            cwd: None,
+            env: Vec::new(),
+            env_remove: Vec::new(),
+            stdin: Io::Inherit,
+            stdout: Io::Inherit,
+            stderr: Io::Inherit,
+            #[cfg(unix)]
+            pass_fds: Vec::new(),
+            listen_pid: false,
+            own_group: false,
+        }
+    }
+}
+
+/// A started child. Its `std::process::Child` belongs to the waiter thread;
+/// the caller only needs the pid to signal it (pgid == pid with `own_group`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Child {
+    pub pid: u32,
+}
+
+/// A signal number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Signal(pub i32);
+
+// These five numbers are fixed by POSIX (they are what `kill -9` and friends
+// mean everywhere), so they can be spelled portably; unix.rs checks them
+// against libc at compile time.
+impl Signal {
+    pub const HUP: Signal = Signal(1);
+    pub const INT: Signal = Signal(2);
+    pub const QUIT: Signal = Signal(3);
+    pub const KILL: Signal = Signal(9);
+    pub const TERM: Signal = Signal(15);
+
+    const NAMED: [(&'static str, Signal); 5] = [
+        ("HUP", Signal::HUP),
+        ("INT", Signal::INT),
+        ("QUIT", Signal::QUIT),
+        ("KILL", Signal::KILL),
+        ("TERM", Signal::TERM),
+    ];
+
+    /// `"SIGTERM"`, or `"signal 10"` for numbers without a portable name.
+    pub fn name(&self) -> String {
+        match Signal::NAMED.iter().find(|(_, s)| s == self) {
+            Some((name, _)) => format!("SIG{name}"),
+            None => format!("signal {}", self.0),
+        }
+    }
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+impl std::str::FromStr for Signal {
+    type Err = anyhow::Error;
+
+    /// Accepts `SIGTERM`, `TERM`, `sigterm` or a number such as `15`.
+    fn from_str(s: &str) -> anyhow::Result<Signal> {
+        let s = s.trim();
+        if let Ok(n) = s.parse::<i32>() {
+            // 64 is Linux's SIGRTMAX; 0 is not a signal but an existence probe.
+            if (1..=64).contains(&n) {
+                return Ok(Signal(n));
+            }
+        } else {
+            let upper = s.to_ascii_uppercase();
+            let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
+            if let Some((_, sig)) = Signal::NAMED.iter().find(|(name, _)| *name == bare) {
+                return Ok(*sig);
+            }
+        }
+        let names: Vec<String> = Signal::NAMED
+            .iter()
+            .map(|(n, _)| format!("SIG{n}"))
+            .collect();
+        anyhow::bail!(
+            "unknown signal `{s}`: expected one of {} (with or without the SIG prefix, any case) or a signal number 1-64",
+            names.join(", ")
+        )
+    }
+}
+
+/// Argument that makes cargo-hot's binary run [`reaper_main`] instead of the CLI.
+pub const REAPER_ARG: &str = "__cargo-hot-reaper";
+
+/// Longest line delivered as one [`ProcEvent::Output`]; a runaway line without
+/// newlines must not grow memory without bound.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// Reads `reader` to EOF, sending each line as an [`ProcEvent::Output`].
+///
+/// Lines are split into [`MAX_LINE`] chunks. The buffer is only cut once it
+/// holds more than `MAX_LINE + 1` bytes, so a line of exactly `MAX_LINE`
+/// bytes terminated by `\r\n` still arrives whole and without its `\r`.
+fn forward_lines<R: BufRead>(mut reader: R, key: ProcKey, stream: Stream, tx: &Sender<ProcEvent>) {
+    // Once nobody listens the data is dropped, but reading goes on: a child
+    // blocked on a full pipe would otherwise never get to exit.
+    let send = |line: Vec<u8>| {
+        let _ = tx.send(ProcEvent::Output { key, stream, line });
+    };
+    let mut line: Vec<u8> = Vec::new();
+    loop {
+        let buf = match reader.fill_buf() {
+            Ok(buf) => buf,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            // EIO and friends mean the writer is gone, exactly like EOF.
+            Err(_) => break,
+        };
+        if buf.is_empty() {
+            break;
+        }
+        let (taken, newline) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        line.extend_from_slice(&buf[..taken - usize::from(newline)]);
+        reader.consume(taken);
+        if newline {
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            while line.len() > MAX_LINE {
+                let rest = line.split_off(MAX_LINE);
+                send(std::mem::replace(&mut line, rest));
+            }
+            send(std::mem::take(&mut line));
+        } else {
+            while line.len() > MAX_LINE + 1 {
+                let rest = line.split_off(MAX_LINE);
+                send(std::mem::replace(&mut line, rest));
+            }
+        }
+    }
+    while line.len() > MAX_LINE {
+        let rest = line.split_off(MAX_LINE);
+        send(std::mem::replace(&mut line, rest));
+    }
+    if !line.is_empty() {
+        send(line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufReader, Cursor};
+
+    fn lines_of(input: &[u8], capacity: usize) -> Vec<Vec<u8>> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let reader = BufReader::with_capacity(capacity, Cursor::new(input.to_vec()));
+        forward_lines(reader, 7, Stream::Stderr, &tx);
+        drop(tx);
+        rx.iter()
+            .map(|ev| match ev {
+                ProcEvent::Output {
+                    key: 7,
+                    stream: Stream::Stderr,
+                    line,
+                } => line,
+                other => panic!("unexpected event {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lines_are_split_and_terminators_stripped() {
+        for capacity in [1, 3, 8 * 1024] {
+            let got = lines_of(b"a\r\nbb\n\n\r\nc\rd\npartial", capacity);
+            let want: Vec<&[u8]> = vec![b"a", b"bb", b"", b"", b"c\rd", b"partial"];
+            assert_eq!(got, want, "buffer capacity {capacity}");
+        }
+        assert!(lines_of(b"", 16).is_empty());
+        assert_eq!(lines_of(b"x\n", 16), vec![b"x".to_vec()]);
+    }
+
+    #[test]
+    fn long_lines_arrive_in_chunks() {
+        for capacity in [1000, 8 * 1024, 200 * 1024] {
+            let mut input = vec![b'a'; MAX_LINE];
+            input.push(b'\n');
+            assert_eq!(lines_of(&input, capacity), vec![vec![b'a'; MAX_LINE]]);
+
+            let mut input = vec![b'b'; MAX_LINE];
+            input.extend_from_slice(b"\r\n");
+            assert_eq!(lines_of(&input, capacity), vec![vec![b'b'; MAX_LINE]]);
+
+            let mut input = vec![b'c'; MAX_LINE + 1];
+            input.extend_from_slice(b"\nnext\n");
+            let got = lines_of(&input, capacity);
+            assert_eq!(
+                got,
+                vec![vec![b'c'; MAX_LINE], b"c".to_vec(), b"next".to_vec()]
+            );
+
+            // No newline at all: chunks, then the rest at EOF.
+            let input = vec![b'd'; 2 * MAX_LINE + 5];
+            let got = lines_of(&input, capacity);
+            let lens: Vec<usize> = got.iter().map(Vec::len).collect();
+            assert_eq!(lens, vec![MAX_LINE, MAX_LINE, 5], "capacity {capacity}");
+        }
+    }
+
+    #[test]
+    fn exit_info_display() {
+        let cases = [
+            (Some(0), None, "exit status 0"),
+            (Some(1), None, "exit status 1"),
+            (None, Some(9), "killed by SIGKILL"),
+            (None, Some(15), "killed by SIGTERM"),
+            (None, Some(10), "killed by signal 10"),
+            (None, None, "unknown exit status"),
+        ];
+        for (code, signal, want) in cases {
+            assert_eq!(ExitInfo { code, signal }.to_string(), want);
+        }
+        assert!(ExitInfo {
+            code: Some(0),
+            signal: None
+        }
+        .success());
+        assert!(!ExitInfo {
+            code: None,
+            signal: Some(9)
+        }
+        .success());
+    }
+
+    #[test]
+    fn signal_parse_table() {
+        let ok = [
+            ("SIGTERM", Signal::TERM),
+            ("TERM", Signal::TERM),
+            ("sigterm", Signal::TERM),
+            ("term", Signal::TERM),
+            (" SigInt ", Signal::INT),
+            ("KILL", Signal::KILL),
+            ("SIGHUP", Signal::HUP),
+            ("quit", Signal::QUIT),
+            ("15", Signal::TERM),
+            ("9", Signal::KILL),
+            ("10", Signal(10)),
+        ];
+        for (input, want) in ok {
+            assert_eq!(input.parse::<Signal>().unwrap(), want, "parsing {input:?}");
+        }
+        for bad in ["", "SIG", "TERMX", "SIGSIGTERM", "0", "-9", "65", "USR9"] {
+            let err = bad.parse::<Signal>().unwrap_err().to_string();
+            assert!(
+                err.contains("SIGTERM") && err.contains("SIGKILL"),
+                "{bad:?}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn signal_names() {
+        assert_eq!(Signal::TERM.name(), "SIGTERM");
+        assert_eq!(Signal::INT.name(), "SIGINT");
+        assert_eq!(Signal::KILL.name(), "SIGKILL");
+        assert_eq!(Signal::HUP.name(), "SIGHUP");
+        assert_eq!(Signal::QUIT.name(), "SIGQUIT");
+        assert_eq!(Signal(12).to_string(), "signal 12");
+    }
+}

@@ -1,0 +1,1000 @@
+//! Unix implementation of the process primitives: fork/exec through
+//! `std::process::Command` plus `pre_exec` work (death signal, fd placement,
+//! `LISTEN_PID`), waiter and reader threads, `kill`/`killpg`, and the reaper
+//! process that outlives a SIGKILLed cargo-hot just long enough to kill every
+//! process group it was told about.
+
+use std::collections::BTreeSet;
+use std::ffi::{CString, OsString};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::fd::RawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use crossbeam_channel::Sender;
+use libc::c_char;
+
+use super::{forward_lines, Child, ExitInfo, Io, ProcEvent, ProcKey, Signal, Spawn, Stream};
+use super::{MAX_LINE, REAPER_ARG};
+
+const _: () = assert!(
+    Signal::HUP.0 == libc::SIGHUP
+        && Signal::INT.0 == libc::SIGINT
+        && Signal::QUIT.0 == libc::SIGQUIT
+        && Signal::KILL.0 == libc::SIGKILL
+        && Signal::TERM.0 == libc::SIGTERM
+);
+
+/// How long `Exited` waits for the output readers after the child is reaped.
+/// Long enough to flush what the child wrote just before exiting, short
+/// enough that a grandchild holding the pipe open does not hide the exit.
+const READER_GRACE: Duration = Duration::from_millis(250);
+
+unsafe extern "C" {
+    static mut environ: *const *const c_char;
+}
+
+/// Starts `spec` and the threads that report on it under `key`.
+///
+/// On Linux the child gets `PR_SET_PDEATHSIG = SIGKILL`. That fires when the
+/// *thread* that spawned it exits, not the process, so call this from the
+/// long-lived event-loop thread; and it never reaches grandchildren, which is
+/// why [`Reaper`] exists.
+pub fn spawn(spec: &Spawn, key: ProcKey, tx: &Sender<ProcEvent>) -> Result<Child> {
+    let program = spec.program.display().to_string();
+    let mut cmd = Command::new(&spec.program);
+    if let Some(arg0) = &spec.arg0 {
+        cmd.arg0(arg0);
+    }
+    cmd.args(&spec.args);
+    if let Some(cwd) = &spec.cwd {
+        cmd.current_dir(cwd);
+    }
+    cmd.stdin(match spec.stdin {
+        Io::Inherit => Stdio::inherit(),
+        Io::Null => Stdio::null(),
+        Io::Lines => anyhow::bail!("cannot spawn {program}: stdin cannot be Io::Lines"),
+    });
+    cmd.stdout(stdio(&spec.stdout));
+    cmd.stderr(stdio(&spec.stderr));
+    if spec.own_group {
+        cmd.process_group(0);
+    }
+
+    let env = if spec.listen_pid || !spec.env.is_empty() || !spec.env_remove.is_empty() {
+        Some(EnvBlock::build(spec).with_context(|| format!("cannot spawn {program}"))?)
+    } else {
+        None
+    };
+    let mut child_setup = ChildSetup {
+        parent_pid: std::process::id() as libc::pid_t,
+        pass_fds: spec.pass_fds.clone(),
+        scratch_fds: vec![-1; spec.pass_fds.len()],
+        env,
+    };
+    // SAFETY: the closure runs between fork and exec, so it may only make
+    // async-signal-safe calls; `ChildSetup::run` allocates nothing, takes no
+    // locks and cannot panic.
+    unsafe {
+        cmd.pre_exec(move || child_setup.run());
+    }
+
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("cannot spawn {program}"))?;
+    let pid = child.id();
+
+    match start_threads(&mut child, key, tx, &program) {
+        Ok(readers) => {
+            let tx = tx.clone();
+            let waiter = std::thread::Builder::new()
+                .name(format!("hot-wait-{key}"))
+                .spawn(move || {
+                    let status = child.wait();
+                    let status = match status {
+                        Ok(status) => exit_info(status),
+                        Err(_) => ExitInfo {
+                            code: None,
+                            signal: None,
+                        },
+                    };
+                    // Readers never send here: they hang up when done, so
+                    // disconnection means every reader has reached EOF.
+                    let _ = readers.recv_deadline(Instant::now() + READER_GRACE);
+                    let _ = tx.send(ProcEvent::Exited { key, status });
+                });
+            if let Err(e) = waiter {
+                // The std Child was dropped with the closure, so nothing will
+                // ever wait() for it; at least it must not run unsupervised.
+                // SAFETY: plain kill(2) on a pid we have not reaped yet.
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+                return Err(e).with_context(|| format!("cannot start waiter thread for {program}"));
+            }
+            Ok(Child { pid })
+        }
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(e)
+        }
+    }
+}
+
+fn stdio(io: &Io) -> Stdio {
+    match io {
+        Io::Inherit => Stdio::inherit(),
+        Io::Lines => Stdio::piped(),
+        Io::Null => Stdio::null(),
+    }
+}
+
+/// Starts one reader thread per piped stream. The returned receiver
+/// disconnects once every reader has finished.
+fn start_threads(
+    child: &mut std::process::Child,
+    key: ProcKey,
+    tx: &Sender<ProcEvent>,
+    program: &str,
+) -> Result<crossbeam_channel::Receiver<()>> {
+    // Readers never send on this channel; each holds a sender and hangs up
+    // at EOF, which is what the waiter waits for.
+    let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
+    if let Some(pipe) = child.stdout.take() {
+        start_reader(pipe, key, Stream::Stdout, tx, &done_tx, program)?;
+    }
+    if let Some(pipe) = child.stderr.take() {
+        start_reader(pipe, key, Stream::Stderr, tx, &done_tx, program)?;
+    }
+    Ok(done_rx)
+}
+
+fn start_reader<R: Read + Send + 'static>(
+    pipe: R,
+    key: ProcKey,
+    stream: Stream,
+    tx: &Sender<ProcEvent>,
+    done: &Sender<()>,
+    program: &str,
+) -> Result<()> {
+    let tx = tx.clone();
+    let done = done.clone();
+    let tag = match stream {
+        Stream::Stdout => "out",
+        Stream::Stderr => "err",
+    };
+    std::thread::Builder::new()
+        .name(format!("hot-{tag}-{key}"))
+        .spawn(move || {
+            forward_lines(BufReader::with_capacity(MAX_LINE, pipe), key, stream, &tx);
+            drop(done);
+        })
+        .with_context(|| format!("cannot start {tag} reader thread for {program}"))?;
+    Ok(())
+}
+
+fn exit_info(status: ExitStatus) -> ExitInfo {
+    ExitInfo {
+        code: status.code(),
+        signal: status.signal(),
+    }
+}
+
+/// State the `pre_exec` closure needs, prepared in the parent because the
+/// forked child must not allocate.
+struct ChildSetup {
+    parent_pid: libc::pid_t,
+    pass_fds: Vec<RawFd>,
+    /// Room for the temporary high copies of `pass_fds`.
+    scratch_fds: Vec<RawFd>,
+    env: Option<EnvBlock>,
+}
+
+impl ChildSetup {
+    /// Runs in the forked child, after std has set up stdio, cwd and the
+    /// process group. Async-signal-safe calls only.
+    fn run(&mut self) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        // SAFETY: prctl/getppid/kill/_exit are async-signal-safe syscalls.
+        unsafe {
+            // Per-thread and one level deep: see `spawn`'s docs.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // The parent may have died between fork and prctl, in which case
+            // the death signal will never come: we were already reparented.
+            if libc::getppid() != self.parent_pid {
+                libc::kill(libc::getpid(), libc::SIGKILL);
+                libc::_exit(137);
+            }
+        }
+        self.place_fds()?;
+        if let Some(env) = &mut self.env {
+            env.install();
+        }
+        Ok(())
+    }
+
+    /// Puts `pass_fds[i]` at fd `3 + i`, inheritable.
+    ///
+    /// Going through copies above the target range first makes overlaps
+    /// harmless (a source that is itself one of the targets would otherwise
+    /// be clobbered before it is copied), and since a copy is never its own
+    /// target, the final `dup2` always clears close-on-exec.
+    ///
+    /// A target fd that was free in the parent may hold std's internal
+    /// exec-error pipe in the child; overwriting it only costs the error
+    /// report of a failing exec (the spawn then looks successful and the
+    /// child dies), not correctness of a successful one.
+    fn place_fds(&mut self) -> io::Result<()> {
+        let n = self.pass_fds.len() as RawFd;
+        for (src, scratch) in self.pass_fds.iter().zip(self.scratch_fds.iter_mut()) {
+            // SAFETY: fcntl is async-signal-safe; a bad fd is reported, not UB.
+            let high = unsafe { libc::fcntl(*src, libc::F_DUPFD_CLOEXEC, 3 + n) };
+            if high < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            *scratch = high;
+        }
+        for (i, high) in self.scratch_fds.iter().enumerate() {
+            let target = 3 + i as RawFd;
+            loop {
+                // SAFETY: dup2 is async-signal-safe.
+                if unsafe { libc::dup2(*high, target) } >= 0 {
+                    break;
+                }
+                let err = io::Error::last_os_error();
+                if err.kind() != io::ErrorKind::Interrupted {
+                    return Err(err);
+                }
+            }
+        }
+        // The high copies are close-on-exec, so exec would drop them anyway.
+        Ok(())
+    }
+}
+
+/// The child's complete environment, built in the parent.
+///
+/// We cannot use `Command::env`: std would then build its own envp and assign
+/// `environ` *after* the `pre_exec` closures ran, and `LISTEN_PID` must hold
+/// the child's own pid, which only exists after fork. So the env is built
+/// here, `LISTEN_PID` gets a placeholder with room for the digits, and the
+/// child fills the digits in and points `environ` at this array. std leaves
+/// `environ` alone when the Command's env was never modified, so `execvp`
+/// (which reads `environ`, also for the PATH search) passes ours on.
+struct EnvBlock {
+    /// Owns the `KEY=VALUE` strings `ptrs` points into.
+    _strings: Vec<CString>,
+    /// `LISTEN_PID=` plus room for the digits and the NUL, written in the child.
+    listen_pid: Option<Vec<u8>>,
+    /// NULL-terminated, as `environ` must be.
+    ptrs: Vec<*const c_char>,
+    /// Where the digits go: derived from `listen_pid`'s buffer once, so the
+    /// child writes through the same pointer that `ptrs` holds.
+    digits: *mut u8,
+}
+
+// SAFETY: the raw pointers only point into heap buffers owned by the same
+// struct; nothing reads or writes through them except the forked child.
+unsafe impl Send for EnvBlock {}
+// SAFETY: as above; shared references never touch the pointers.
+unsafe impl Sync for EnvBlock {}
+
+const LISTEN_PID_PREFIX: &[u8] = b"LISTEN_PID=";
+/// More than any pid needs (u32::MAX has 10 digits).
+const PID_DIGITS: usize = 20;
+
+impl EnvBlock {
+    fn build(spec: &Spawn) -> Result<EnvBlock> {
+        let mut vars: std::collections::BTreeMap<OsString, OsString> = std::env::vars_os()
+            .filter(|(k, _)| !spec.env_remove.contains(k))
+            .collect();
+        for (k, v) in &spec.env {
+            vars.insert(k.clone(), v.clone());
+        }
+        if spec.listen_pid {
+            vars.remove(std::ffi::OsStr::new("LISTEN_PID"));
+        }
+        let mut strings = Vec::with_capacity(vars.len());
+        for (k, v) in vars {
+            if k.is_empty() || k.as_bytes().contains(&b'=') {
+                anyhow::bail!("invalid environment variable name {k:?}");
+            }
+            let mut entry = k.as_bytes().to_vec();
+            entry.push(b'=');
+            entry.extend_from_slice(v.as_bytes());
+            // Name the variable only: values may be secrets.
+            let entry = CString::new(entry)
+                .map_err(|_| anyhow::anyhow!("environment variable {k:?} contains a NUL byte"))?;
+            strings.push(entry);
+        }
+        let mut ptrs: Vec<*const c_char> = strings.iter().map(|s| s.as_ptr()).collect();
+        let mut listen_pid = None;
+        let mut digits = std::ptr::null_mut();
+        if spec.listen_pid {
+            let mut buf = LISTEN_PID_PREFIX.to_vec();
+            buf.resize(LISTEN_PID_PREFIX.len() + PID_DIGITS + 1, 0);
+            let base = buf.as_mut_ptr();
+            ptrs.push(base as *const c_char);
+            // SAFETY: the prefix is shorter than the buffer.
+            digits = unsafe { base.add(LISTEN_PID_PREFIX.len()) };
+            listen_pid = Some(buf);
+        }
+        ptrs.push(std::ptr::null());
+        Ok(EnvBlock {
+            _strings: strings,
+            listen_pid,
+            ptrs,
+            digits,
+        })
+    }
+
+    /// Runs in the forked child: no allocation, no locks.
+    fn install(&mut self) {
+        if self.listen_pid.is_some() {
+            // SAFETY: getpid is async-signal-safe and always succeeds.
+            let pid = unsafe { libc::getpid() } as u32;
+            let mut tmp = [0u8; PID_DIGITS];
+            let len = write_decimal(pid, &mut tmp);
+            for (i, &d) in tmp[..len].iter().enumerate() {
+                // SAFETY: `digits` has PID_DIGITS + 1 bytes behind it and
+                // len <= 10; the byte after the digits stays NUL.
+                unsafe { self.digits.add(i).write(d) };
+            }
+        }
+        // SAFETY: single-threaded child after fork; the array and strings
+        // stay alive until exec because this closure owns them.
+        unsafe { environ = self.ptrs.as_ptr() };
+    }
+}
+
+/// Decimal digits of `n` into the front of `out`; returns how many.
+fn write_decimal(mut n: u32, out: &mut [u8; PID_DIGITS]) -> usize {
+    let mut rev = [0u8; PID_DIGITS];
+    let mut len = 0;
+    loop {
+        rev[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for (o, r) in out.iter_mut().zip(rev[..len].iter().rev()) {
+        *o = *r;
+    }
+    len
+}
+
+fn to_pid(id: u32) -> io::Result<libc::pid_t> {
+    libc::pid_t::try_from(id).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
+
+fn check_kill(ret: libc::c_int) -> io::Result<()> {
+    if ret == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::ESRCH) {
+        Ok(())
+    } else {
+        Err(err)
+    }
+}
+
+/// Sends `sig` to every process in group `pgid`; a group that is already
+/// gone is not an error.
+///
+/// pgids 0 and 1 are refused: `killpg(0)` is our own group and `killpg(1)`
+/// is `kill(-1)`, i.e. every process we may signal.
+pub fn signal_group(pgid: u32, sig: Signal) -> io::Result<()> {
+    if pgid <= 1 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("refusing to signal process group {pgid}"),
+        ));
+    }
+    let pgid = to_pid(pgid)?;
+    // SAFETY: plain syscall.
+    check_kill(unsafe { libc::killpg(pgid, sig.0) })
+}
+
+/// Sends `sig` to one process; a process that is already gone is not an error.
+pub fn signal_pid(pid: u32, sig: Signal) -> io::Result<()> {
+    // kill(0) and kill(-1) address groups, not a process.
+    if pid == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "refusing to signal pid 0",
+        ));
+    }
+    let pid = to_pid(pid)?;
+    // SAFETY: plain syscall.
+    check_kill(unsafe { libc::kill(pid, sig.0) })
+}
+
+/// Handle on the reaper process: a copy of cargo-hot that SIGKILLs every
+/// tracked process group once cargo-hot's end of its stdin pipe closes,
+/// which the kernel does however cargo-hot dies.
+///
+/// Dropping the `Reaper` closes the pipe (so anything still tracked is
+/// killed) and waits for the reaper process to exit.
+pub struct Reaper {
+    pipe: Mutex<Option<ChildStdin>>,
+    child: std::process::Child,
+}
+
+impl Reaper {
+    /// Starts `current_exe() REAPER_ARG`.
+    pub fn start() -> Result<Reaper> {
+        let exe = std::env::current_exe().context("cannot locate cargo-hot's own executable")?;
+        Reaper::start_with(&exe, &[REAPER_ARG])
+    }
+
+    /// Starts `program args…` as the reaper; it must end up in [`reaper_main`].
+    pub fn start_with(program: &Path, args: &[&str]) -> Result<Reaper> {
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            // std's pipes are close-on-exec, so only cargo-hot ever holds the
+            // write end and its death is the reaper's EOF.
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            // Out of the terminal's foreground group, so Ctrl-C does not take
+            // the reaper down before it has done its job. No death signal:
+            // outliving cargo-hot is the whole point.
+            .process_group(0);
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start reaper process {}", program.display()))?;
+        let pipe = child.stdin.take();
+        Ok(Reaper {
+            pipe: Mutex::new(pipe),
+            child,
+        })
+    }
+
+    /// Asks the reaper to kill group `pgid` if cargo-hot dies.
+    pub fn track(&self, pgid: u32) {
+        self.send(b'+', pgid);
+    }
+
+    /// The group is gone or was stopped on purpose: forget it.
+    pub fn untrack(&self, pgid: u32) {
+        self.send(b'-', pgid);
+    }
+
+    fn send(&self, op: u8, pgid: u32) {
+        let line = format!("{}{pgid}\n", op as char);
+        let mut pipe = self.pipe.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(pipe) = pipe.as_mut() {
+            // Best effort: if the reaper is gone there is nobody to tell.
+            let _ = pipe.write_all(line.as_bytes());
+        }
+    }
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let pipe = self.pipe.get_mut().unwrap_or_else(|e| e.into_inner());
+        drop(pipe.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// Entry point of the reaper process (`cargo-hot __cargo-hot-reaper`).
+pub fn reaper_main() -> ! {
+    // The reaper must survive whatever is aimed at cargo-hot's terminal or
+    // session, and a dead stdout must not kill it either.
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGPIPE] {
+        // SAFETY: installing SIG_IGN has no handler to be unsafe in.
+        unsafe { libc::signal(sig, libc::SIG_IGN) };
+    }
+    run_reaper(io::stdin().lock(), |pgid| {
+        let _ = signal_group(pgid, Signal::KILL);
+    });
+    std::process::exit(0)
+}
+
+/// The reaper's logic: `+PGID` / `-PGID` lines maintain a set; at EOF (or a
+/// read error, which means the same) every pgid still in it is killed.
+fn run_reaper<R: BufRead>(mut input: R, mut kill: impl FnMut(u32)) {
+    let mut groups = BTreeSet::new();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match input.read_until(b'\n', &mut line) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim();
+        // 0 and 1 would make killpg hit our own group or everything.
+        let pgid = |num: &str| num.parse::<u32>().ok().filter(|&p| p > 1);
+        if let Some(pgid) = text.strip_prefix('+').and_then(pgid) {
+            groups.insert(pgid);
+        } else if let Some(pgid) = text.strip_prefix('-').and_then(pgid) {
+            groups.remove(&pgid);
+        }
+    }
+    for pgid in groups {
+        kill(pgid);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossbeam_channel::Receiver;
+    use std::os::fd::AsRawFd;
+
+    const TIMEOUT: Duration = Duration::from_secs(10);
+
+    fn sh(script: &str) -> Spawn {
+        let mut spec = Spawn::new("sh");
+        spec.args = vec!["-c".into(), script.into()];
+        spec.stdin = Io::Null;
+        spec.stdout = Io::Lines;
+        spec.stderr = Io::Lines;
+        spec
+    }
+
+    /// A long-lived child that holds none of the test harness's pipes, so a
+    /// failing test cannot leave it blocking whoever reads the test output.
+    fn sleeper() -> Spawn {
+        let mut spec = Spawn::new("sleep");
+        spec.args = vec!["1000".into()];
+        spec.stdin = Io::Null;
+        spec.stdout = Io::Null;
+        spec.stderr = Io::Null;
+        spec
+    }
+
+    /// SIGKILLs the listed process groups when a test ends, passed or not.
+    struct KillGroups(Vec<u32>);
+
+    impl Drop for KillGroups {
+        fn drop(&mut self) {
+            for &pgid in &self.0 {
+                let _ = signal_group(pgid, Signal::KILL);
+            }
+        }
+    }
+
+    fn next(rx: &Receiver<ProcEvent>) -> ProcEvent {
+        rx.recv_timeout(TIMEOUT).expect("no event within timeout")
+    }
+
+    fn next_line(rx: &Receiver<ProcEvent>) -> (Stream, String) {
+        match next(rx) {
+            ProcEvent::Output { stream, line, .. } => (stream, String::from_utf8(line).unwrap()),
+            other => panic!("expected output, got {other:?}"),
+        }
+    }
+
+    /// Collects events until `Exited`, returning the stdout lines and status.
+    fn run_to_exit(rx: &Receiver<ProcEvent>) -> (Vec<String>, ExitInfo) {
+        let mut out = Vec::new();
+        loop {
+            match next(rx) {
+                ProcEvent::Output {
+                    stream: Stream::Stdout,
+                    line,
+                    ..
+                } => out.push(String::from_utf8(line).unwrap()),
+                ProcEvent::Output { line, .. } => {
+                    panic!("stderr: {}", String::from_utf8_lossy(&line))
+                }
+                ProcEvent::Exited { status, .. } => return (out, status),
+            }
+        }
+    }
+
+    fn is_gone(pid: u32) -> bool {
+        // A zombie still answers kill(pid, 0), so look at /proc as well.
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            Ok(stat) => stat
+                .rsplit(')')
+                .next()
+                .unwrap()
+                .trim_start()
+                .starts_with('Z'),
+        }
+    }
+
+    #[test]
+    fn lines_then_exit() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let child = spawn(&sh("echo out; echo err >&2; printf partial"), 42, &tx).unwrap();
+        assert!(child.pid > 0);
+        let mut stdout = Vec::new();
+        let mut stderr = Vec::new();
+        let status = loop {
+            match next(&rx) {
+                ProcEvent::Output { key, stream, line } => {
+                    assert_eq!(key, 42);
+                    match stream {
+                        Stream::Stdout => stdout.push(line),
+                        Stream::Stderr => stderr.push(line),
+                    }
+                }
+                ProcEvent::Exited { key, status } => {
+                    assert_eq!(key, 42);
+                    break status;
+                }
+            }
+        };
+        assert_eq!(stdout, vec![b"out".to_vec(), b"partial".to_vec()]);
+        assert_eq!(stderr, vec![b"err".to_vec()]);
+        assert_eq!(
+            status,
+            ExitInfo {
+                code: Some(0),
+                signal: None
+            }
+        );
+        assert!(rx.try_recv().is_err(), "nothing may follow Exited here");
+    }
+
+    #[test]
+    fn exit_code_and_null_streams() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut spec = sh("echo hidden; echo hidden >&2; exit 3");
+        spec.stdout = Io::Null;
+        spec.stderr = Io::Null;
+        spawn(&spec, 1, &tx).unwrap();
+        let (out, status) = run_to_exit(&rx);
+        assert!(out.is_empty());
+        assert_eq!(status.to_string(), "exit status 3");
+    }
+
+    #[test]
+    fn spawn_error_names_program() {
+        let (tx, _rx) = crossbeam_channel::unbounded();
+        let err = spawn(&Spawn::new("/nonexistent/cargo-hot-prog"), 1, &tx).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("/nonexistent/cargo-hot-prog"),
+            "{err:#}"
+        );
+        let mut spec = sh("true");
+        spec.stdin = Io::Lines;
+        let err = spawn(&spec, 1, &tx).unwrap_err();
+        assert!(format!("{err:#}").contains("sh"), "{err:#}");
+        // pre_exec failures surface as spawn errors too.
+        let mut spec = sh("true");
+        spec.pass_fds = vec![-1];
+        let err = spawn(&spec, 1, &tx).unwrap_err();
+        assert!(format!("{err:#}").contains("cannot spawn sh"), "{err:#}");
+    }
+
+    /// A grandchild holding stdout open must not delay `Exited` for long, and
+    /// what it prints afterwards is still forwarded.
+    #[test]
+    fn exited_does_not_wait_for_grandchildren() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let (reader, mut writer) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut spec = sh("echo early; cat <&3 &");
+        spec.pass_fds = vec![reader.as_raw_fd()];
+        spawn(&spec, 5, &tx).unwrap();
+        drop(reader);
+        assert_eq!(next_line(&rx), (Stream::Stdout, "early".into()));
+        match next(&rx) {
+            ProcEvent::Exited { status, .. } => assert!(status.success(), "{status}"),
+            other => panic!("expected Exited, got {other:?}"),
+        }
+        writer.write_all(b"late\n").unwrap();
+        assert_eq!(next_line(&rx), (Stream::Stdout, "late".into()));
+        drop(writer); // cat sees EOF and exits
+    }
+
+    #[test]
+    fn own_group_leads_new_group() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut spec = sleeper();
+        spec.own_group = true;
+        let leader = spawn(&spec, 1, &tx).unwrap();
+        let _cleanup = KillGroups(vec![leader.pid]);
+        spec.own_group = false;
+        let member = spawn(&spec, 2, &tx).unwrap();
+        // SAFETY: plain syscalls.
+        let (leader_pgid, member_pgid, our_pgid) = unsafe {
+            (
+                libc::getpgid(leader.pid as libc::pid_t),
+                libc::getpgid(member.pid as libc::pid_t),
+                libc::getpgrp(),
+            )
+        };
+        signal_pid(leader.pid, Signal::KILL).unwrap();
+        signal_pid(member.pid, Signal::KILL).unwrap();
+        assert_eq!(leader_pgid, leader.pid as libc::pid_t);
+        assert_eq!(member_pgid, our_pgid);
+        for _ in 0..2 {
+            match next(&rx) {
+                ProcEvent::Exited { status, .. } => assert_eq!(status.signal, Some(9)),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn signal_group_reaches_grandchildren() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut spec = sh("sleep 1000 & echo $!; wait");
+        spec.own_group = true;
+        let child = spawn(&spec, 9, &tx).unwrap();
+        let _cleanup = KillGroups(vec![child.pid]);
+        let (_, grandchild) = next_line(&rx);
+        let grandchild: u32 = grandchild.parse().unwrap();
+        assert!(!is_gone(grandchild));
+        signal_group(child.pid, Signal::TERM).unwrap();
+        match next(&rx) {
+            ProcEvent::Exited { key: 9, status } => assert_eq!(status.signal, Some(15)),
+            other => panic!("unexpected {other:?}"),
+        }
+        // The grandchild is not ours to wait for, so poll, boundedly.
+        let deadline = Instant::now() + TIMEOUT;
+        while !is_gone(grandchild) {
+            assert!(
+                Instant::now() < deadline,
+                "grandchild {grandchild} survived"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Already-gone groups and processes are fine.
+        signal_group(child.pid, Signal::TERM).unwrap();
+        signal_pid(child.pid, Signal::TERM).unwrap();
+    }
+
+    #[test]
+    fn refuses_dangerous_targets() {
+        // Signal 0 only probes, so even a broken guard would do no harm.
+        for pgid in [0, 1] {
+            let err = signal_group(pgid, Signal(0)).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        }
+        let err = signal_pid(0, Signal(0)).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(signal_pid(u32::MAX, Signal(0)).is_err());
+    }
+
+    #[test]
+    fn listen_pid_and_pass_fds() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let (a, _a_peer) = std::os::unix::net::UnixStream::pair().unwrap();
+        let (b, _b_peer) = std::os::unix::net::UnixStream::pair().unwrap();
+        let link = |fd: RawFd| std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap();
+        let (a_fd, b_fd) = (a.as_raw_fd(), b.as_raw_fd());
+        let (a_obj, b_obj) = (link(a_fd), link(b_fd));
+        let hi = a_fd.max(b_fd);
+
+        // Sources inside the target range, in an order where copying straight
+        // down would overwrite `hi` (at target hi) before its own turn comes.
+        let lo = a_fd.min(b_fd);
+        let mut fds = vec![lo; (hi - 3 + 1) as usize];
+        fds.push(hi);
+        let last = 3 + fds.len() as RawFd - 1;
+
+        let mut spec = sh(&format!(
+            "echo \"$LISTEN_PID $$\"; readlink /proc/$$/fd/3 /proc/$$/fd/{last}; \
+             [ -e /proc/$$/fd/{} ] || echo nothing-beyond",
+            last + 1
+        ));
+        spec.pass_fds = fds;
+        spec.listen_pid = true;
+        let child = spawn(&spec, 3, &tx).unwrap();
+        let (out, status) = run_to_exit(&rx);
+        assert!(status.success(), "{status}");
+        let want_pid = child.pid.to_string();
+        assert_eq!(out[0], format!("{want_pid} {want_pid}"));
+        let lo_obj = if lo == a_fd { &a_obj } else { &b_obj };
+        let hi_obj = if hi == a_fd { &a_obj } else { &b_obj };
+        let want = [
+            lo_obj.to_str().unwrap(),
+            hi_obj.to_str().unwrap(),
+            "nothing-beyond",
+        ];
+        assert_eq!(out[1..], want, "fds {a_fd} {b_fd}");
+
+        // The originals are untouched in the parent, close-on-exec included.
+        assert_eq!(link(a_fd), a_obj);
+        assert_eq!(link(b_fd), b_obj);
+        // SAFETY: F_GETFD on fds we own.
+        let flags = unsafe { libc::fcntl(a_fd, libc::F_GETFD) };
+        assert_eq!(flags & libc::FD_CLOEXEC, libc::FD_CLOEXEC);
+    }
+
+    #[test]
+    fn env_changes_applied() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let parent: Vec<(String, String)> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .filter(|(k, v)| k != "PATH" && k != "LISTEN_PID" && !v.contains('\n'))
+            .collect();
+        assert!(parent.len() >= 2, "test needs two inherited variables");
+        let (removed, kept) = (&parent[0].0, &parent[1]);
+
+        let mut spec = Spawn::new("/usr/bin/env");
+        spec.stdout = Io::Lines;
+        spec.stderr = Io::Lines;
+        spec.env = vec![
+            ("CARGO_HOT_TEST_A".into(), "1".into()),
+            ("PATH".into(), "/nonexistent-override".into()),
+            ("CARGO_HOT_TEST_A".into(), "2".into()),
+        ];
+        spec.env_remove = vec![removed.into()];
+        spec.listen_pid = true;
+        let child = spawn(&spec, 1, &tx).unwrap();
+        let (out, status) = run_to_exit(&rx);
+        assert!(status.success(), "{status}");
+        let count = |prefix: &str| out.iter().filter(|l| l.starts_with(prefix)).count();
+        assert!(out.contains(&"CARGO_HOT_TEST_A=2".to_string()), "{out:?}");
+        assert_eq!(count("CARGO_HOT_TEST_A="), 1);
+        assert!(
+            out.contains(&"PATH=/nonexistent-override".to_string()),
+            "{out:?}"
+        );
+        assert_eq!(count("PATH="), 1);
+        assert_eq!(
+            count(&format!("{removed}=")),
+            0,
+            "{removed} was not removed"
+        );
+        assert!(out.contains(&format!("{}={}", kept.0, kept.1)), "{out:?}");
+        assert_eq!(
+            out.iter()
+                .filter(|l| **l == format!("LISTEN_PID={}", child.pid))
+                .count(),
+            1
+        );
+        assert_eq!(count("LISTEN_PID="), 1);
+    }
+
+    #[test]
+    fn env_rejects_nul() {
+        let (tx, _rx) = crossbeam_channel::unbounded();
+        let mut spec = Spawn::new("true");
+        spec.env = vec![("X".into(), std::ffi::OsStr::from_bytes(b"a\0b").into())];
+        let err = spawn(&spec, 1, &tx).unwrap_err();
+        assert!(format!("{err:#}").contains("true"), "{err:#}");
+    }
+
+    #[test]
+    fn arg0_and_cwd_applied() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = sleeper();
+        spec.arg0 = Some("api".into());
+        spec.cwd = Some(dir.path().to_path_buf());
+        let child = spawn(&spec, 1, &tx).unwrap();
+        // spawn returns after exec, so /proc already shows the new image.
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", child.pid)).unwrap();
+        let cwd = std::fs::read_link(format!("/proc/{}/cwd", child.pid)).unwrap();
+        signal_pid(child.pid, Signal::KILL).unwrap();
+        assert_eq!(cmdline, b"api\x001000\x00");
+        assert_eq!(cwd, dir.path().canonicalize().unwrap());
+        match next(&rx) {
+            ProcEvent::Exited { status, .. } => assert_eq!(status.to_string(), "killed by SIGKILL"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn child_dies_with_spawning_thread() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let spawner = std::thread::spawn(move || {
+            let mut spec = sleeper();
+            spec.own_group = true; // only so that a failure can clean up
+            spawn(&spec, 77, &tx).unwrap()
+        });
+        let child = spawner.join().unwrap();
+        let _cleanup = KillGroups(vec![child.pid]);
+        match next(&rx) {
+            ProcEvent::Exited { key: 77, status } => {
+                assert_eq!(
+                    status,
+                    ExitInfo {
+                        code: None,
+                        signal: Some(9)
+                    }
+                )
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(is_gone(child.pid));
+    }
+
+    #[test]
+    fn reaper_logic() {
+        let mut killed = Vec::new();
+        run_reaper(&b"+1\n+2\n-1\n"[..], |p| killed.push(p));
+        assert_eq!(killed, vec![2]);
+
+        let mut killed = Vec::new();
+        run_reaper(&b"+10\n+20\n-10\n"[..], |p| killed.push(p));
+        assert_eq!(killed, vec![20]);
+
+        let mut killed = Vec::new();
+        let input = "+30\ngarbage\n\n+0\n+1\n-\né\n+40\r\n+30\n-99\n+50".as_bytes();
+        run_reaper(input, |p| killed.push(p));
+        assert_eq!(killed, vec![30, 40, 50]);
+    }
+
+    #[test]
+    fn write_decimal_digits() {
+        for n in [0u32, 7, 10, 12345, u32::MAX] {
+            let mut out = [0u8; PID_DIGITS];
+            let len = write_decimal(n, &mut out);
+            assert_eq!(&out[..len], n.to_string().as_bytes());
+        }
+    }
+
+    /// Passed as a second test-name filter by `reaper_end_to_end`; it matches
+    /// no test and tells `reaper_entry_point_for_e2e` it is the real thing.
+    const E2E_MARKER: &str = "__cargo_hot_reaper_e2e_marker";
+
+    /// Not a test: the body of the reaper process in `reaper_end_to_end`,
+    /// which re-runs this test binary filtered down to this function. Without
+    /// the marker argument and a pipe on stdin it does nothing, so running
+    /// ignored tests by hand cannot end the test process early.
+    #[test]
+    #[ignore]
+    fn reaper_entry_point_for_e2e() {
+        if !std::env::args().any(|a| a == E2E_MARKER) {
+            return;
+        }
+        // SAFETY: fstat into a zeroed struct.
+        let is_pipe = unsafe {
+            let mut st: libc::stat = std::mem::zeroed();
+            libc::fstat(0, &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFIFO
+        };
+        if is_pipe {
+            reaper_main();
+        }
+    }
+
+    #[test]
+    fn reaper_end_to_end() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let exe = std::env::current_exe().unwrap();
+        let reaper = Reaper::start_with(
+            &exe,
+            &[
+                "reaper_entry_point_for_e2e",
+                E2E_MARKER,
+                "--ignored",
+                "--test-threads=1",
+                "-q",
+            ],
+        )
+        .unwrap();
+        let mut spec = sleeper();
+        spec.own_group = true;
+        let doomed = spawn(&spec, 1, &tx).unwrap();
+        let spared = spawn(&spec, 2, &tx).unwrap();
+        let _cleanup = KillGroups(vec![doomed.pid, spared.pid]);
+        reaper.track(doomed.pid);
+        reaper.track(spared.pid);
+        reaper.untrack(spared.pid);
+        // Same as cargo-hot dying: the pipe closes; drop waits for the reaper.
+        drop(reaper);
+        // Had the reaper killed `spared`, its SIGKILL would win over this.
+        signal_group(spared.pid, Signal::TERM).unwrap();
+        let mut statuses = std::collections::BTreeMap::new();
+        for _ in 0..2 {
+            if let ProcEvent::Exited { key, status } = next(&rx) {
+                statuses.insert(key, status.signal);
+            }
+        }
+        assert_eq!(statuses.get(&1), Some(&Some(9)), "tracked group not killed");
+        assert_eq!(statuses.get(&2), Some(&Some(15)), "untracked group killed");
+    }
+}

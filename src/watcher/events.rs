@@ -1,0 +1,255 @@
+//! What raw notify events mean: mapping event kinds to [`PathChange`]s,
+//! filtering ignored paths and editor scratch files, and the watch changes an
+//! event implies (a directory appeared, went away, became a cache dir, or an
+//! ignore file changed).
+
+use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+use notify::event::{CreateKind, EventKind, MetadataKind, ModifyKind, RemoveKind, RenameMode};
+use notify::ErrorKind;
+
+use super::backend::RawEvent;
+use super::filter::{PathFilter, CACHEDIR_TAG};
+use super::walk::unreadable_warning;
+use super::worker::{describe_notify, is_not_found, State};
+use super::{is_editor_temp, ChangeKind, PathChange, WatchMode, WatchMsg};
+
+impl State {
+    /// Handles a burst of raw events and queues one `Changes` batch.
+    pub(super) fn handle_batch(&mut self, batch: Vec<RawEvent>) {
+        let mut step = Step::default();
+        for raw in batch {
+            match raw {
+                Ok(event) => self.handle_event(event, &mut step),
+                Err(err) => self.handle_error(err),
+            }
+        }
+        if step.reload {
+            // Filter errors can only come from the extra globs, which a
+            // reload does not change, so the old filter stays on failure.
+            match PathFilter::new(&self.spec) {
+                Ok(filter) => self.filter = filter,
+                Err(err) => self.warn(format!("cannot reload the ignore rules: {err:#}")),
+            }
+            self.sync_all();
+        }
+        let mut seen = HashSet::new();
+        step.changes
+            .retain(|c| seen.insert((c.path.clone(), c.kind)));
+        if !step.changes.is_empty() {
+            self.out.push(WatchMsg::Changes(step.changes));
+        }
+    }
+
+    fn handle_event(&mut self, event: notify::Event, step: &mut Step) {
+        if event.need_rescan() {
+            self.warn(
+                "the OS dropped file events (its event queue overflowed); rescanning the tree"
+                    .into(),
+            );
+            step.reload = true;
+        }
+        let paths = event.paths;
+        match event.kind {
+            EventKind::Access(_)
+            | EventKind::Modify(ModifyKind::Metadata(MetadataKind::AccessTime)) => {}
+            EventKind::Create(kind) => {
+                let is_dir = match kind {
+                    CreateKind::Folder => Some(true),
+                    CreateKind::File => Some(false),
+                    _ => None,
+                };
+                for path in paths {
+                    self.created(path, is_dir, step);
+                }
+            }
+            EventKind::Modify(ModifyKind::Name(mode)) => match mode {
+                RenameMode::From => paths.into_iter().for_each(|p| self.removed(p, None, step)),
+                RenameMode::To => paths.into_iter().for_each(|p| self.created(p, None, step)),
+                RenameMode::Both => {
+                    let mut paths = paths.into_iter();
+                    if let Some(from) = paths.next() {
+                        self.removed(from, None, step);
+                    }
+                    if let Some(to) = paths.next() {
+                        self.created(to, None, step);
+                    }
+                }
+                // No side given: what is there now tells which side this is.
+                _ => {
+                    for path in paths {
+                        if path.symlink_metadata().is_ok() {
+                            self.created(path, None, step);
+                        } else {
+                            self.removed(path, None, step);
+                        }
+                    }
+                }
+            },
+            EventKind::Remove(kind) => {
+                let is_dir = match kind {
+                    RemoveKind::Folder => Some(true),
+                    RemoveKind::File => Some(false),
+                    _ => None,
+                };
+                for path in paths {
+                    self.removed(path, is_dir, step);
+                }
+            }
+            // Data writes, `touch` (inotify's IN_ATTRIB) and the poll
+            // backend's mtime changes all mean "rebuild".
+            EventKind::Modify(_) | EventKind::Any | EventKind::Other => {
+                for path in paths {
+                    self.modified(path, step);
+                }
+            }
+        }
+    }
+
+    fn created(&mut self, path: PathBuf, is_dir: Option<bool>, step: &mut Step) {
+        if path.file_name() == Some(OsStr::new(CACHEDIR_TAG)) {
+            if let Some(parent) = path.parent() {
+                self.cache_dir_appeared(parent);
+            }
+        }
+        let is_dir = is_dir.unwrap_or_else(|| path.symlink_metadata().is_ok_and(|m| m.is_dir()));
+        step.note_ignore_file(&path);
+        if !self.reportable(&path, Some(is_dir)) {
+            return;
+        }
+        step.push(path.clone(), ChangeKind::Created);
+        if is_dir {
+            self.add_tree(&path, step);
+        }
+    }
+
+    /// Watches a directory that appeared and reports what is already in it:
+    /// files written before the watch existed would otherwise go unseen.
+    fn add_tree(&mut self, dir: &Path, step: &mut Step) {
+        if self.dirs().contains(dir) {
+            return;
+        }
+        let walked = self.walk_and_watch(dir, true);
+        for file in walked.files {
+            step.note_ignore_file(&file);
+            if self.reportable(&file, Some(false)) {
+                step.push(file, ChangeKind::Created);
+            }
+        }
+    }
+
+    fn removed(&mut self, path: PathBuf, is_dir: Option<bool>, step: &mut Step) {
+        let was_watched = self.dirs().contains(&path);
+        if was_watched {
+            self.unwatch_tree(&path);
+            if self.spec.roots.contains(&path) {
+                self.warn(format!(
+                    "{} was removed; it is no longer watched",
+                    path.display()
+                ));
+            }
+        }
+        step.note_ignore_file(&path);
+        if self.reportable(&path, if was_watched { Some(true) } else { is_dir }) {
+            step.push(path, ChangeKind::Removed);
+        }
+    }
+
+    fn modified(&mut self, path: PathBuf, step: &mut Step) {
+        // A watched directory's own metadata changes whenever an entry is
+        // added or removed (the poll backend reports that); the entry's event
+        // is the one that matters.
+        if self.dirs().contains(&path) {
+            return;
+        }
+        step.note_ignore_file(&path);
+        if self.reportable(&path, None) {
+            step.push(path, ChangeKind::Modified);
+        }
+    }
+
+    /// Not ignored and not an editor's scratch file. `is_dir` unknown costs a
+    /// `stat` only when a directory-only rule (`build/`) would decide.
+    fn reportable(&self, path: &Path, is_dir: Option<bool>) -> bool {
+        match is_dir {
+            Some(true) => !self.filter.is_ignored(path, true),
+            Some(false) => !is_editor_temp(path) && !self.filter.is_ignored(path, false),
+            None => {
+                if is_editor_temp(path) || self.filter.is_ignored(path, false) {
+                    return false;
+                }
+                !self.filter.is_ignored(path, true)
+                    || !path.symlink_metadata().is_ok_and(|m| m.is_dir())
+            }
+        }
+    }
+
+    /// A tool started using `dir` as a cache (e.g. a new target dir): stop
+    /// watching it, as the walk would have.
+    fn cache_dir_appeared(&mut self, dir: &Path) {
+        if self.spec.roots.iter().any(|root| root == dir) {
+            return;
+        }
+        self.filter.add_cache_dir(dir);
+        if self.dirs().contains(dir) {
+            self.unwatch_tree(dir);
+        }
+    }
+
+    fn handle_error(&mut self, err: notify::Error) {
+        match &err.kind {
+            ErrorKind::MaxFilesWatch => {
+                if self.backend.mode() == WatchMode::Native {
+                    self.fall_back_to_polling();
+                }
+            }
+            _ if is_not_found(&err) => {
+                // The poll backend reports a vanished watched directory on
+                // every scan until it is unwatched.
+                for path in &err.paths {
+                    if self.dirs().contains(path) && path.symlink_metadata().is_err() {
+                        self.unwatch_tree(path);
+                    }
+                }
+            }
+            // The poll backend re-reads every directory each scan; an
+            // unreadable one gets the walk's wording so it is warned about once.
+            ErrorKind::Io(io_err) if !err.paths.is_empty() => {
+                self.warn(unreadable_warning(&err.paths[0], io_err));
+            }
+            _ => {
+                let text = match err.paths.first() {
+                    Some(path) => format!(
+                        "file watching error on {}: {}",
+                        path.display(),
+                        describe_notify(&err)
+                    ),
+                    None => format!("file watching error: {}", describe_notify(&err)),
+                };
+                self.warn(text);
+            }
+        }
+    }
+}
+
+/// The changes of one batch plus whether ignore files changed in it.
+#[derive(Default)]
+struct Step {
+    changes: Vec<PathChange>,
+    reload: bool,
+}
+
+impl Step {
+    fn push(&mut self, path: PathBuf, kind: ChangeKind) {
+        self.changes.push(PathChange { path, kind });
+    }
+
+    fn note_ignore_file(&mut self, path: &Path) {
+        let name = path.file_name();
+        if name == Some(OsStr::new(".gitignore")) || name == Some(OsStr::new(".ignore")) {
+            self.reload = true;
+        }
+    }
+}

@@ -1,0 +1,381 @@
+//! Test harness: a temp copy of the fixture workspace and a running `cargo-hot` whose `--json`
+//! event stream the tests read.
+//!
+//! The fixture is built once per test run into a template directory; every test copies the
+//! template (sources *and* target dir, mtimes preserved) so cargo finds it fresh and a test
+//! starts in about a second instead of compiling from scratch. Tests wait for events with
+//! generous timeouts — never for fixed sleeps — so they pass on a loaded 2-core machine.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::Value;
+
+/// Long enough for a debug build of the fixture on a busy 2-core CI machine.
+pub const BUILD_TIMEOUT: Duration = Duration::from_secs(120);
+pub const EVENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn fixture_source() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/workspace")
+}
+
+/// The built template, shared by every test in this binary.
+fn template() -> &'static Path {
+    static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fixture-template");
+        // Sources are refreshed every run (the fixture may have changed); the target dir is
+        // kept between runs, so cargo only rebuilds what did change.
+        for entry in fs::read_dir(fixture_source()).expect("read fixtures/workspace") {
+            let entry = entry.unwrap();
+            if entry.file_name() != "target" {
+                let dest = dir.join(entry.file_name());
+                let _ = fs::remove_dir_all(&dest);
+                let _ = fs::remove_file(&dest);
+            }
+        }
+        copy_tree(&fixture_source(), &dir, &["target"]);
+        let status = cargo()
+            .args(["build", "--workspace", "--bins", "--examples", "--quiet"])
+            .current_dir(&dir)
+            .status()
+            .expect("run cargo build on the fixture template");
+        assert!(status.success(), "the fixture workspace must build");
+        dir
+    })
+}
+
+pub fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET_DIR");
+    cmd
+}
+
+/// Copies `from` into `to`, keeping the mtimes of files and directories (cargo's freshness
+/// depends on them: a build script's `rerun-if-changed=DIR` looks at the directory too).
+pub fn copy_tree(from: &Path, to: &Path, skip: &[&str]) {
+    copy_entries(from, to, skip);
+    set_mtime(to, fs::metadata(from).unwrap().modified().unwrap());
+}
+
+fn set_mtime(path: &Path, modified: SystemTime) {
+    fs::File::open(path)
+        .unwrap()
+        .set_modified(modified)
+        .unwrap();
+}
+
+fn copy_entries(from: &Path, to: &Path, skip: &[&str]) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if skip.iter().any(|s| name == *s) {
+            continue;
+        }
+        let (src, dest) = (entry.path(), to.join(&name));
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
+            copy_tree(&src, &dest, &[]);
+        } else if kind.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(&src).unwrap(), &dest).unwrap();
+        } else {
+            fs::copy(&src, &dest).unwrap();
+            set_mtime(&dest, entry.metadata().unwrap().modified().unwrap());
+        }
+    }
+}
+
+/// A private copy of the built fixture workspace.
+pub struct Workspace {
+    dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Workspace {
+        let dir = tempfile::Builder::new()
+            .prefix("cargo-hot-test-")
+            .tempdir()
+            .unwrap();
+        copy_tree(template(), dir.path(), &[]);
+        // Drop staged copies a template run may have left.
+        let _ = fs::remove_dir_all(dir.path().join("target/hot"));
+        Workspace { dir }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.root().join(relative)
+    }
+
+    pub fn read(&self, relative: &str) -> String {
+        fs::read_to_string(self.path(relative)).unwrap()
+    }
+
+    /// Writes a file, making sure its mtime moves even on coarse-grained file systems.
+    pub fn write(&self, relative: &str, contents: &str) {
+        let path = self.path(relative);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, contents).unwrap();
+        let file = fs::File::options().write(true).open(&path).unwrap();
+        file.set_modified(SystemTime::now()).unwrap();
+    }
+
+    pub fn replace(&self, relative: &str, from: &str, to: &str) {
+        let text = self.read(relative);
+        assert!(text.contains(from), "{relative} does not contain {from:?}");
+        self.write(relative, &text.replacen(from, to, 1));
+    }
+
+    /// Starts `cargo hot --json --json-output ARGS` in the workspace root.
+    pub fn hot(&self, args: &[&str]) -> Hot {
+        Hot::start(self.root(), args, &[])
+    }
+
+    /// Like [`Workspace::hot`], with extra environment variables.
+    pub fn hot_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Hot {
+        Hot::start(self.root(), args, env)
+    }
+}
+
+/// A running `cargo-hot` and the events it has printed.
+pub struct Hot {
+    child: Child,
+    events: Receiver<Value>,
+    seen: Vec<Value>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Hot {
+    pub fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Hot {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cargo-hot"));
+        cmd.arg("hot")
+            .arg("--json")
+            .arg("--json-output")
+            .args(args)
+            .current_dir(dir)
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("CARGO_BUILD_TARGET_DIR")
+            .env(
+                "CARGO",
+                std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()),
+            )
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Its own group, like a shell job: signals we send reach only cargo-hot.
+            .process_group(0);
+        let mut child = cmd.spawn().expect("spawn cargo-hot");
+        let (tx, events) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                match serde_json::from_str::<Value>(&line) {
+                    Ok(value) => {
+                        if tx.send(value).is_err() {
+                            break;
+                        }
+                    }
+                    Err(_) => panic!("cargo-hot printed a non-JSON line on stdout: {line}"),
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let sink = stderr.clone();
+        let mut err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Hot {
+            child,
+            events,
+            seen: Vec::new(),
+            stderr,
+        }
+    }
+
+    /// Waits for the next event (after those already consumed) that matches `pred`.
+    pub fn wait_for(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(event) => {
+                    self.seen.push(event.clone());
+                    if pred(&event) {
+                        return event;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => panic!(
+                    "timed out after {timeout:?} waiting for {what}\nevents:\n{}\nstderr:\n{}",
+                    self.history(),
+                    self.stderr()
+                ),
+                Err(RecvTimeoutError::Disconnected) => panic!(
+                    "cargo-hot exited while waiting for {what}\nevents:\n{}\nstderr:\n{}",
+                    self.history(),
+                    self.stderr()
+                ),
+            }
+        }
+    }
+
+    /// Waits for an event of `kind` matching `pred`.
+    pub fn wait_event(
+        &mut self,
+        kind: &str,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        self.wait_for(kind, timeout, |e| e["event"] == kind && pred(e))
+    }
+
+    /// The next `started` event of `target`; returns its pid.
+    pub fn started(&mut self, target: &str) -> u32 {
+        let event = self.wait_event("started", BUILD_TIMEOUT, |e| e["target"] == target);
+        event["pid"].as_u64().unwrap() as u32
+    }
+
+    /// The next `build-started` event.
+    pub fn build_started(&mut self) -> Value {
+        self.wait_event("build-started", BUILD_TIMEOUT, |_| true)
+    }
+
+    /// The next `output` line of `target` containing `needle`.
+    pub fn output(&mut self, target: &str, needle: &str) -> String {
+        let event = self.wait_for(
+            &format!("output of {target} containing {needle:?}"),
+            BUILD_TIMEOUT,
+            |e| {
+                e["event"] == "output"
+                    && e["target"] == target
+                    && e["line"].as_str().is_some_and(|l| l.contains(needle))
+            },
+        );
+        event["line"].as_str().unwrap().to_string()
+    }
+
+    /// The api's port, from its `api listening on http://127.0.0.1:PORT` line.
+    pub fn api_port(&mut self) -> u16 {
+        let line = self.output("api", "listening on");
+        line.rsplit(':').next().unwrap().trim().parse().unwrap()
+    }
+
+    /// Events seen since `mark` (an index into the history).
+    pub fn since(&self, mark: usize) -> &[Value] {
+        &self.seen[mark..]
+    }
+
+    pub fn mark(&self) -> usize {
+        self.seen.len()
+    }
+
+    pub fn history(&self) -> String {
+        self.seen
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    pub fn signal(&self, signal: i32) {
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+
+    /// Waits for cargo-hot to exit; returns its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "cargo-hot did not exit within {timeout:?}\n{}",
+                self.stderr()
+            );
+            // Bounded poll for a process exit: there is no portable event for it here.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Hot {
+    fn drop(&mut self) {
+        // SIGKILL on purpose: the reaper must clean up behind us even then.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP GET on loopback; the body, or None when the connection failed.
+pub fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (_, body) = response.split_once("\r\n\r\n")?;
+    Some(body.to_string())
+}
+
+pub fn alive(pid: u32) -> bool {
+    // kill(pid, 0) also succeeds on a zombie; a zombie is not "left behind running" but
+    // /proc tells the two apart.
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat
+        .rsplit(')')
+        .next()
+        .and_then(|rest| rest.split_whitespace().next());
+    state != Some("Z")
+}
+
+/// Waits (bounded) until `pid` is gone.
+pub fn wait_gone(pid: u32, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while alive(pid) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests: the real `cargo-hot` binary on a temp copy of `fixtures/workspace`.
+//! All in one test binary so the fixture template is built once.
+
+mod affected;
+mod harness;
+mod lifecycle;
+mod watching;
