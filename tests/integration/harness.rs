@@ -153,7 +153,14 @@ impl Workspace {
 pub struct Hot {
     child: Child,
     events: Receiver<Value>,
+    /// Every event received, in order.
     seen: Vec<Value>,
+    /// Waits for events search from here: what a wait passes over is gone for later waits,
+    /// so an old `build-finished` never answers a wait for the next one.
+    cursor: usize,
+    /// Target output lines are claimed one by one instead (indexes into `seen`), so a wait
+    /// for an event never loses a line that arrived in the meantime.
+    claimed_output: std::collections::HashSet<usize>,
     stderr: Arc<Mutex<String>>,
 }
 
@@ -211,25 +218,44 @@ impl Hot {
             child,
             events,
             seen: Vec::new(),
+            cursor: 0,
+            claimed_output: std::collections::HashSet::new(),
             stderr,
         }
     }
 
-    /// Waits for the next event (after those already consumed) that matches `pred`.
+    /// Waits for the next event (after those already waited past) that matches `pred`.
     pub fn wait_for(
         &mut self,
         what: &str,
         timeout: Duration,
         pred: impl Fn(&Value) -> bool,
     ) -> Value {
+        let at = self.receive_until(what, timeout, self.cursor, |_, e| pred(e));
+        self.cursor = at + 1;
+        self.seen[at].clone()
+    }
+
+    /// Receives events until one at index >= `from` satisfies `pred`; returns its index.
+    fn receive_until(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        from: usize,
+        pred: impl Fn(usize, &Value) -> bool,
+    ) -> usize {
+        if let Some(i) = (from..self.seen.len()).find(|&i| pred(i, &self.seen[i])) {
+            return i;
+        }
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.events.recv_timeout(left) {
                 Ok(event) => {
-                    self.seen.push(event.clone());
-                    if pred(&event) {
-                        return event;
+                    self.seen.push(event);
+                    let i = self.seen.len() - 1;
+                    if i >= from && pred(i, &self.seen[i]) {
+                        return i;
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => panic!(
@@ -267,23 +293,59 @@ impl Hot {
         self.wait_event("build-started", BUILD_TIMEOUT, |_| true)
     }
 
-    /// The next `output` line of `target` containing `needle`.
+    /// The oldest unclaimed `output` line of `target` containing `needle`.
     pub fn output(&mut self, target: &str, needle: &str) -> String {
-        let event = self.wait_for(
-            &format!("output of {target} containing {needle:?}"),
-            BUILD_TIMEOUT,
-            |e| {
-                e["event"] == "output"
-                    && e["target"] == target
-                    && e["line"].as_str().is_some_and(|l| l.contains(needle))
-            },
-        );
-        event["line"].as_str().unwrap().to_string()
+        let what = format!("output of {target} containing {needle:?}");
+        let claimed = std::mem::take(&mut self.claimed_output);
+        let at = self.receive_until(&what, BUILD_TIMEOUT, 0, |i, e| {
+            !claimed.contains(&i)
+                && e["event"] == "output"
+                && e["target"] == target
+                && e["line"].as_str().is_some_and(|l| l.contains(needle))
+        });
+        self.claimed_output = claimed;
+        self.claimed_output.insert(at);
+        self.seen[at]["line"].as_str().unwrap().to_string()
     }
 
-    /// The api's port, from its `api listening on http://127.0.0.1:PORT` line.
+    /// Waits for the next `started` event of each of `targets`, in any order; their pids.
+    pub fn started_all<const N: usize>(&mut self, targets: [&str; N]) -> [u32; N] {
+        let from = self.cursor;
+        let mut last = from;
+        let pids = targets.map(|target| {
+            let at =
+                self.receive_until(&format!("{target} started"), BUILD_TIMEOUT, from, |_, e| {
+                    e["event"] == "started" && e["target"] == target
+                });
+            last = last.max(at + 1);
+            self.seen[at]["pid"].as_u64().unwrap() as u32
+        });
+        self.cursor = last;
+        pids
+    }
+
+    /// The port of the api process started last, from its `api listening on
+    /// http://127.0.0.1:PORT` line.
     pub fn api_port(&mut self) -> u16 {
-        let line = self.output("api", "listening on");
+        let last_start = self
+            .seen
+            .iter()
+            .rposition(|e| e["event"] == "started" && e["target"] == "api")
+            .expect("api_port is asked after api started");
+        let at = self.receive_until(
+            "the api's listening line",
+            BUILD_TIMEOUT,
+            last_start,
+            |_, e| {
+                e["event"] == "output"
+                    && e["target"] == "api"
+                    && e["line"]
+                        .as_str()
+                        .is_some_and(|l| l.contains("listening on"))
+            },
+        );
+        self.claimed_output.insert(at);
+        let line = self.seen[at]["line"].as_str().unwrap();
         line.rsplit(':').next().unwrap().trim().parse().unwrap()
     }
 

@@ -8,8 +8,7 @@ use crate::harness::*;
 fn serves_then_a_shared_crate_change_restarts_both_binaries() {
     let ws = Workspace::new();
     let mut hot = ws.hot(&["--bin", "api", "--bin", "worker"]);
-    let api = hot.started("api");
-    let worker = hot.started("worker");
+    let [api, worker] = hot.started_all(["api", "worker"]);
     let port = hot.api_port();
     assert_eq!(http_get(port, "/").as_deref(), Some("api v1\n"));
 
@@ -34,8 +33,7 @@ fn serves_then_a_shared_crate_change_restarts_both_binaries() {
     );
     let finished = hot.wait_event("build-finished", BUILD_TIMEOUT, |_| true);
     assert_eq!(finished["ok"], true);
-    let new_api = hot.started("api");
-    let new_worker = hot.started("worker");
+    let [new_api, new_worker] = hot.started_all(["api", "worker"]);
     assert_ne!(new_api, api);
     assert_ne!(new_worker, worker);
     assert!(
@@ -50,9 +48,9 @@ fn serves_then_a_shared_crate_change_restarts_both_binaries() {
 fn a_change_only_the_api_uses_never_restarts_the_worker() {
     let ws = Workspace::new();
     let mut hot = ws.hot(&["--bin", "api", "--bin", "worker"]);
-    hot.started("api");
-    let worker = hot.started("worker");
+    let worker = hot.started_all(["api", "worker"])[1];
     hot.api_port();
+    hot.output("worker", "started with");
 
     let mark = hot.mark();
     ws.replace(
@@ -126,8 +124,7 @@ fn a_build_error_leaves_the_old_server_answering() {
 fn ctrl_c_stops_everything_and_frees_the_port() {
     let ws = Workspace::new();
     let mut hot = ws.hot(&["--bin", "api", "--bin", "worker"]);
-    let api = hot.started("api");
-    let worker = hot.started("worker");
+    let [api, worker] = hot.started_all(["api", "worker"]);
     let port = hot.api_port();
 
     hot.signal(libc::SIGINT);
@@ -144,8 +141,7 @@ fn ctrl_c_stops_everything_and_frees_the_port() {
 fn sigkill_of_cargo_hot_leaves_no_target_behind() {
     let ws = Workspace::new();
     let mut hot = ws.hot(&["--bin", "api", "--bin", "worker"]);
-    let api = hot.started("api");
-    let worker = hot.started("worker");
+    let [api, worker] = hot.started_all(["api", "worker"]);
     let port = hot.api_port();
 
     hot.signal(libc::SIGKILL);
