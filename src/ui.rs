@@ -444,7 +444,7 @@ impl Ui {
             }
             Event::Warning { message } => ("warning:", Tone::Warn, message.clone()),
             Event::Error { message } => ("error:", Tone::Bad, message.clone()),
-            Event::Quit { reason } => ("Quit", Tone::Dim, reason.clone()),
+            Event::Quit { reason } => ("Done", Tone::Dim, reason.clone()),
         };
         if quiet && !matches!(color, Tone::Bad | Tone::Warn) {
             return None;

@@ -69,6 +69,9 @@ pub(super) fn walk(
                 }
             }
             Err(err) => match unreadable_dir(&err) {
+                // Gone between its creation event and the walk (cargo creates its target dir
+                // under a temporary name and renames it): its removal event follows.
+                Some((_, io_err)) if io_err.kind() == io::ErrorKind::NotFound => {}
                 Some((path, io_err)) => {
                     walked.warnings.push(unreadable_warning(path, io_err));
                     walked.unreadable.push(path.to_path_buf());

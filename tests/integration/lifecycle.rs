@@ -211,3 +211,47 @@ fn a_syntax_error_in_a_manifest_keeps_targets_running_and_recovers() {
     assert_eq!(finished["fresh"], serde_json::json!(["api"]));
     assert!(alive(api));
 }
+
+#[test]
+fn a_target_that_ignores_sigterm_is_killed_after_the_stop_timeout() {
+    let ws = Workspace::new();
+    let mut hot = ws.hot(&["--example", "stubborn", "--stop-timeout", "300ms"]);
+    let pid = hot.started("stubborn");
+    hot.output("stubborn", "stubborn ready");
+
+    hot.signal(libc::SIGTERM);
+    hot.wait_event("stopping", EVENT_TIMEOUT, |e| e["target"] == "stubborn");
+    hot.wait_event("killed", EVENT_TIMEOUT, |e| e["target"] == "stubborn");
+    let exited = hot.wait_event("exited", EVENT_TIMEOUT, |e| e["target"] == "stubborn");
+    assert_eq!(exited["signal"], libc::SIGKILL);
+    assert_eq!(hot.wait_exit(EVENT_TIMEOUT), Some(0));
+    assert!(!alive(pid));
+}
+
+#[test]
+fn grandchildren_go_with_their_target() {
+    let ws = Workspace::new();
+    let mut hot = ws.hot(&["--example", "forker"]);
+    hot.started("forker");
+    let line = hot.output("forker", "grandchild");
+    let grandchild: u32 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(alive(grandchild));
+
+    // A restart (the example links core) must not leave the first grandchild behind.
+    ws.replace("core/src/lib.rs", "\"v1\"", "\"v2\"");
+    hot.wait_event("exited", BUILD_TIMEOUT, |e| e["target"] == "forker");
+    hot.started("forker");
+    assert!(
+        wait_gone(grandchild, Duration::from_secs(5)),
+        "grandchild {grandchild} survived a restart"
+    );
+
+    let line = hot.output("forker", "grandchild");
+    let second: u32 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    hot.signal(libc::SIGINT);
+    assert_eq!(hot.wait_exit(EVENT_TIMEOUT), Some(0));
+    assert!(
+        wait_gone(second, Duration::from_secs(5)),
+        "grandchild {second} survived quitting"
+    );
+}

@@ -227,3 +227,25 @@ fn hitting_the_watch_limit_falls_back_to_polling_with_the_fix() {
     let new_api = hot.started("api");
     assert_ne!(api, new_api);
 }
+
+#[test]
+fn a_custom_target_dir_is_never_watched() {
+    let ws = Workspace::new();
+    // The template's build, moved: cargo's fingerprints are relative to the target dir, so
+    // it is still fresh under its new name.
+    std::fs::rename(ws.path("target"), ws.path("out")).unwrap();
+    let mut hot = ws.hot(&["-p", "api", "--target-dir", "out"]);
+    let started = hot.wait_event("started", BUILD_TIMEOUT, |e| e["target"] == "api");
+    let executable = started["executable"].as_str().unwrap();
+    assert!(executable.contains("/out/hot/api-"), "{executable}");
+
+    ws.write("out/debug/noise.rs", "x");
+    ws.write("out/fresh-dir/file.rs", "x");
+    let paths = sentinel_change(&ws, &mut hot);
+    assert_eq!(
+        relative(&ws, &paths),
+        ["docs/README.md"],
+        "{}",
+        hot.history()
+    );
+}
