@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::harness::Workspace;
+use crate::harness::{whys, Workspace};
 
 fn affected(ws: &Workspace, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_cargo-hot"))
@@ -37,21 +37,6 @@ fn json(ws: &Workspace, paths: &[&str]) -> Value {
     let (ok, stdout, stderr) = affected(ws, &args, None);
     assert!(ok, "{stderr}");
     serde_json::from_str(&stdout).unwrap()
-}
-
-fn whys(report: &Value) -> Vec<String> {
-    report["targets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            format!(
-                "{}: {}",
-                t["target"].as_str().unwrap(),
-                t["why"].as_str().unwrap()
-            )
-        })
-        .collect()
 }
 
 #[test]

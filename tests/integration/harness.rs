@@ -441,3 +441,29 @@ pub fn wait_gone(pid: u32, timeout: Duration) -> bool {
     }
     true
 }
+
+/// The targets of an `affected` event or report, as `target: why` lines.
+pub fn whys(affected: &Value) -> Vec<String> {
+    affected["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            format!(
+                "{}: {}",
+                t["target"].as_str().unwrap(),
+                t["why"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+/// The names of the targets of an `affected` event.
+pub fn target_names(affected: &Value) -> Vec<String> {
+    affected["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["target"].as_str().unwrap().to_string())
+        .collect()
+}

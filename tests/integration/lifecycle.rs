@@ -14,18 +14,7 @@ fn serves_then_a_shared_crate_change_restarts_both_binaries() {
 
     ws.replace("core/src/lib.rs", "\"v1\"", "\"v2\"");
     let affected = hot.wait_event("affected", EVENT_TIMEOUT, |_| true);
-    let whys: Vec<String> = affected["targets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            format!(
-                "{}: {}",
-                t["target"].as_str().unwrap(),
-                t["why"].as_str().unwrap()
-            )
-        })
-        .collect();
+    let whys = whys(&affected);
     assert!(whys.contains(&"api: core → api".to_string()), "{whys:?}");
     assert!(
         whys.contains(&"worker: core → worker".to_string()),

@@ -137,12 +137,7 @@ fn a_build_script_without_rerun_if_changed_widens_the_net() {
     // jobs/build.rs prints no rerun-if-changed: cargo reruns it for any file in jobs/.
     ws.write("jobs/NOTES.md", "changed notes\n");
     let affected = hot.wait_event("affected", EVENT_TIMEOUT, |_| true);
-    let targets: Vec<&str> = affected["targets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["target"].as_str().unwrap())
-        .collect();
+    let targets = target_names(&affected);
     assert_eq!(targets, ["worker"], "{affected}");
     hot.wait_event("build-finished", BUILD_TIMEOUT, |e| e["ok"] == true);
     hot.started("worker");
@@ -167,12 +162,7 @@ fn a_file_outside_every_package_read_by_include_str_rebuilds_its_reader() {
 
     ws.write("shared/banner.txt", "A new banner.\n");
     let affected = hot.wait_event("affected", EVENT_TIMEOUT, |_| true);
-    let targets: Vec<&str> = affected["targets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["target"].as_str().unwrap())
-        .collect();
+    let targets = target_names(&affected);
     assert_eq!(targets, ["api"], "{affected}");
     let new_api = hot.started("api");
     assert_ne!(api, new_api);
