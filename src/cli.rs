@@ -150,6 +150,33 @@ pub struct RunArgs {
           help_heading = "Processes")]
     pub stop_timeout: Duration,
 
+    /// Listen on ADDR in cargo hot and hand the socket to the targets (systemd socket
+    /// activation: fd 3, LISTEN_FDS, LISTEN_PID), so the port never closes across restarts.
+    ///
+    /// `127.0.0.1:3000`, `:3000` (loopback), `[::1]:3000`, `0.0.0.0:3000`, `unix:PATH`.
+    /// `api=:3000` gives the socket to the target `api` only; without a name every selected
+    /// target gets it. Repeatable: the sockets are fds 3, 4, … in this order.
+    #[arg(long, value_name = "[TARGET=]ADDR", help_heading = "Restarts")]
+    pub listen: Vec<String>,
+    /// When a new process counts as ready, so the old one can stop: `notify` (sd_notify
+    /// READY=1), `tcp:ADDR`, `http://ADDR/PATH` (a 2xx answer), `log:REGEX` (a line it
+    /// prints), `delay:DURATION`.
+    ///
+    /// `api=notify` sets it for the target `api` only. Default: after 500ms alive for a
+    /// target handed sockets, at once for any other.
+    #[arg(long, value_name = "[TARGET=]SPEC", help_heading = "Restarts")]
+    pub ready: Vec<String>,
+    /// How long a new process may take to become ready before it is stopped (the old one
+    /// keeps serving).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration,
+          help_heading = "Restarts")]
+    pub ready_timeout: Duration,
+    /// Stop the old process before starting the new one, for programs that cannot run twice
+    /// at once (a lock file, a port they bind themselves). With --listen, connections wait in
+    /// the socket's backlog during the gap.
+    #[arg(long, help_heading = "Restarts")]
+    pub no_overlap: bool,
+
     #[command(flatten)]
     pub output: OutputArgs,
 
@@ -248,6 +275,29 @@ mod tests {
             Some(Duration::from_secs(2))
         );
         assert_eq!(parse(&["cargo-hot"]).run.poll, None);
+    }
+
+    #[test]
+    fn restart_flags() {
+        let cli = parse(&[
+            "cargo-hot",
+            "--listen",
+            ":3000",
+            "--listen",
+            "api=unix:/tmp/a.sock",
+            "--ready",
+            "api=notify",
+            "--ready-timeout",
+            "5s",
+            "--no-overlap",
+        ]);
+        assert_eq!(cli.run.listen, [":3000", "api=unix:/tmp/a.sock"]);
+        assert_eq!(cli.run.ready, ["api=notify"]);
+        assert_eq!(cli.run.ready_timeout, Duration::from_secs(5));
+        assert!(cli.run.no_overlap);
+        let defaults = parse(&["cargo-hot"]);
+        assert_eq!(defaults.run.ready_timeout, Duration::from_secs(30));
+        assert!(!defaults.run.no_overlap);
     }
 
     #[test]

@@ -12,7 +12,10 @@ use anyhow::{bail, Context, Result};
 
 use crate::cli::{CargoArgs, ColorChoice, OutputArgs, RunArgs, SelectionArgs};
 use crate::process::Signal;
-use crate::workspace::{MetadataRequest, Selection};
+use crate::ready::{ReadyCheck, ReadySpec, SOCKET_GRACE};
+use crate::sockets::{target_matches, ListenSpec, Sockets};
+use crate::supervisor::{Handoff, JobPolicy, StopPolicy};
+use crate::workspace::{MetadataRequest, Selection, TargetId};
 
 /// Everything `cargo hot run` needs to know, resolved.
 #[derive(Debug, Clone)]
@@ -24,6 +27,13 @@ pub struct RunConfig {
     pub ignore: Vec<String>,
     pub stop_signal: Signal,
     pub stop_timeout: Duration,
+    /// `--listen`, in order: the sockets cargo hot binds and hands to the targets.
+    pub listen: Vec<ListenSpec>,
+    /// `--ready`, in order; a spec naming a target beats one that names none.
+    pub ready: Vec<ReadySpec>,
+    pub ready_timeout: Duration,
+    /// Whether targets handed sockets overlap old and new processes (`--no-overlap`: no).
+    pub overlap: bool,
     pub target_args: Vec<OsString>,
     pub output: OutputConfig,
     /// Where we were started: cargo's target selection and the targets' cwd start here.
@@ -108,6 +118,16 @@ impl RunConfig {
             .parse()
             .map_err(|e| anyhow::anyhow!("invalid value for --signal: {e}"))?;
         let output = OutputConfig::resolve(&args.output, env)?;
+        let listen = args
+            .listen
+            .iter()
+            .map(|text| ListenSpec::parse(text, cwd))
+            .collect::<Result<Vec<_>>>()?;
+        let ready = args
+            .ready
+            .iter()
+            .map(|text| ReadySpec::parse(text))
+            .collect::<Result<Vec<_>>>()?;
         Ok(RunConfig {
             cargo: CargoOptions::resolve(&args.cargo, args.output.verbose, output.color, env),
             selection: selection(&args.selection),
@@ -116,10 +136,106 @@ impl RunConfig {
             ignore: args.ignore.clone(),
             stop_signal,
             stop_timeout: args.stop_timeout,
+            listen,
+            ready,
+            ready_timeout: args.ready_timeout,
+            overlap: !args.no_overlap,
             target_args: args.args.clone(),
             output,
             cwd: cwd.to_path_buf(),
         })
+    }
+}
+
+/// How one target is run and restarted, resolved from the flags that may name it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetSettings {
+    pub ready: ReadyCheck,
+    pub policy: JobPolicy,
+}
+
+impl RunConfig {
+    /// Settings for `target`, which is handed `socket_count` sockets.
+    ///
+    /// Overlap needs a socket shared by old and new: a target that binds its own port cannot
+    /// have two processes at once, so it is restarted stop-then-start.
+    pub fn target_settings(&self, target: &TargetId, socket_count: usize) -> TargetSettings {
+        let named = self.ready.iter().find(|r| {
+            r.target
+                .as_deref()
+                .is_some_and(|n| target_matches(n, target))
+        });
+        let ready = named
+            .or_else(|| self.ready.iter().find(|r| r.target.is_none()))
+            .map(|r| r.check.clone())
+            .unwrap_or(if socket_count > 0 {
+                ReadyCheck::Delay(SOCKET_GRACE)
+            } else {
+                ReadyCheck::Started
+            });
+        let handoff = if self.overlap && socket_count > 0 {
+            Handoff::Overlap
+        } else {
+            Handoff::StopFirst
+        };
+        TargetSettings {
+            policy: JobPolicy {
+                stop: StopPolicy {
+                    signal: self.stop_signal,
+                    timeout: self.stop_timeout,
+                },
+                handoff,
+                ready_timeout: (ready != ReadyCheck::Started).then_some(self.ready_timeout),
+            },
+            ready,
+        }
+    }
+
+    /// Checks what `--listen` and `--ready` say against the selected targets and the bound
+    /// sockets, so a typo fails at start instead of silently doing nothing.
+    pub fn check_restart_flags(&self, targets: &[TargetId], sockets: &Sockets) -> Result<()> {
+        let names = || {
+            targets
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let named = self
+            .listen
+            .iter()
+            .filter_map(|l| l.target.as_deref().map(|n| ("--listen", n)))
+            .chain(
+                self.ready
+                    .iter()
+                    .filter_map(|r| r.target.as_deref().map(|n| ("--ready", n))),
+            );
+        for (flag, name) in named {
+            if !targets.iter().any(|t| target_matches(name, t)) {
+                bail!(
+                    "{flag} names `{name}`, which is not a selected target; the selected targets are: {}",
+                    names()
+                );
+            }
+        }
+        for target in targets {
+            let count = sockets.for_target(target).count();
+            let settings = self.target_settings(target, count);
+            if let Some(addr) = settings.ready.probed_addr() {
+                if count > 0 && settings.policy.handoff == Handoff::Overlap && sockets.holds(&addr)
+                {
+                    bail!(
+                        "--ready for {target} probes {addr}, the socket cargo hot hands to it: while old and new overlap, the old process would answer. Use --ready notify or log:REGEX, a health port the program binds itself, or --no-overlap"
+                    );
+                }
+                if matches!(settings.ready, ReadyCheck::Tcp(_)) && sockets.holds(&addr) {
+                    bail!(
+                        "--ready tcp:{addr} for {target} always succeeds: cargo hot holds that socket, so the kernel accepts the connection. Use --ready notify, log:REGEX or an http:// check"
+                    );
+                }
+            }
+        }
+        Ok(())
     }
 }
 

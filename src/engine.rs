@@ -19,10 +19,12 @@ use anyhow::{Context, Result};
 use crossbeam_channel::{never, select, Receiver, Sender};
 
 use crate::build::{self, Build, Progress, Staged};
-use crate::config::{OutputFormat, RunConfig, Verbosity};
+use crate::config::{OutputFormat, RunConfig, TargetSettings, Verbosity};
 use crate::process::{self, Io, ProcEvent, ProcKey, Reaper, Signal, Spawn, Stream};
-use crate::supervisor::{Job, Processes, StopPolicy};
-use crate::ui::{AffectedTarget, Event, Ui};
+use crate::ready::{self, PollerGuard, ReadyCheck, ReadyMsg};
+use crate::sockets::Sockets;
+use crate::supervisor::{Job, Processes};
+use crate::ui::{AffectedTarget, Event, ListeningSocket, Ui};
 use crate::watcher::{ChangeKind, WatchMode, WatchMsg, WatchSpec, Watcher};
 use crate::workspace::{self, BuildKnowledge, TargetId, Workspace};
 
@@ -38,11 +40,24 @@ pub fn run(config: RunConfig) -> Result<i32> {
     let workspace = workspace::load(&metadata)?;
     let targets = workspace.select(&config.selection, &config.selection_dir())?;
     ui.set_root(workspace.root().to_path_buf());
+    // Bound before anything starts, so a taken port fails the run at once, and held until
+    // cargo hot exits: the sockets outlive every restart.
+    let sockets = Sockets::bind(&config.listen)?;
+    config.check_restart_flags(&targets, &sockets)?;
 
     let (signal_tx, signal_rx) = crossbeam_channel::unbounded();
     let _signals = forward_signals(signal_tx)?;
     let (proc_tx, proc_rx) = crossbeam_channel::unbounded();
     let (watch_tx, watch_rx) = crossbeam_channel::unbounded();
+    let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
+    let notify = if config.ready.iter().any(|r| r.check == ReadyCheck::Notify) {
+        Some(
+            ready::NotifySocket::start(ready_tx.clone())
+                .context("failed to start the notify socket")?,
+        )
+    } else {
+        None
+    };
 
     let reaper = Reaper::start().context("failed to start the process reaper")?;
     let watcher = Watcher::start(watch_spec(&config, &workspace), watch_tx)
@@ -61,6 +76,12 @@ pub fn run(config: RunConfig) -> Result<i32> {
             cwd: config.cwd.clone(),
             inherit_output: !several && config.output.format == OutputFormat::Human,
             manifests: HashMap::new(),
+            sockets,
+            settings: HashMap::new(),
+            notify,
+            ready_tx,
+            probes: HashMap::new(),
+            pids: HashMap::new(),
         },
         jobs: Vec::new(),
         targets: Vec::new(),
@@ -77,9 +98,23 @@ pub fn run(config: RunConfig) -> Result<i32> {
     };
     engine.set_targets(targets);
     engine.announce_watching();
+    engine.announce_sockets();
     let all = engine.targets.clone();
     engine.request_build(all.into_iter().collect(), Instant::now());
-    engine.event_loop(&watch_rx, &proc_rx, &signal_rx)
+    engine.event_loop(&Inputs {
+        watch: watch_rx,
+        procs: proc_rx,
+        signals: signal_rx,
+        ready: ready_rx,
+    })
+}
+
+/// Every channel the loop waits on.
+struct Inputs {
+    watch: Receiver<WatchMsg>,
+    procs: Receiver<ProcEvent>,
+    signals: Receiver<i32>,
+    ready: Receiver<ReadyMsg>,
 }
 
 /// What the engine owns.
@@ -129,16 +164,12 @@ enum Input {
     Watch(WatchMsg),
     Proc(ProcEvent),
     Signal(i32),
+    Ready(ReadyMsg),
     Deadline,
 }
 
 impl Engine {
-    fn event_loop(
-        &mut self,
-        watch_rx: &Receiver<WatchMsg>,
-        proc_rx: &Receiver<ProcEvent>,
-        signal_rx: &Receiver<i32>,
-    ) -> Result<i32> {
+    fn event_loop(&mut self, inputs: &Inputs) -> Result<i32> {
         loop {
             if self.quit.is_some() && self.build.is_none() && !self.jobs.iter().any(Job::is_alive) {
                 self.ui.emit(&Event::Quit {
@@ -152,14 +183,15 @@ impl Engine {
                 None => never(),
             };
             let input = select! {
-                recv(proc_rx) -> event => Input::Proc(event.context("process event channel closed")?),
-                recv(signal_rx) -> signal => Input::Signal(signal.context("signal channel closed")?),
-                recv(watch_rx) -> msg => match msg {
+                recv(inputs.procs) -> event => Input::Proc(event.context("process event channel closed")?),
+                recv(inputs.signals) -> signal => Input::Signal(signal.context("signal channel closed")?),
+                recv(inputs.ready) -> msg => Input::Ready(msg.context("readiness channel closed")?),
+                recv(inputs.watch) -> msg => match msg {
                     Ok(msg) => Input::Watch(msg),
                     // The watcher thread died: report it once, keep supervising.
                     Err(_) => {
                         self.ui.emit(&Event::Error { message: "file watcher stopped".into() });
-                        return self.shutdown_after_watcher_loss(proc_rx, signal_rx);
+                        return self.shutdown_after_watcher_loss(inputs);
                     }
                 },
                 recv(timer) -> _ => Input::Deadline,
@@ -169,6 +201,7 @@ impl Engine {
                 Input::Watch(msg) => self.on_watch(msg, now),
                 Input::Proc(event) => self.on_proc(event, now),
                 Input::Signal(signal) => self.on_signal(signal, now),
+                Input::Ready(msg) => self.on_ready_msg(msg, now),
                 Input::Deadline => {}
             }
             self.on_deadlines(Instant::now());
@@ -176,14 +209,15 @@ impl Engine {
     }
 
     /// Without a watcher there is nothing left to do but stop cleanly.
-    fn shutdown_after_watcher_loss(
-        &mut self,
-        proc_rx: &Receiver<ProcEvent>,
-        signal_rx: &Receiver<i32>,
-    ) -> Result<i32> {
+    fn shutdown_after_watcher_loss(&mut self, inputs: &Inputs) -> Result<i32> {
         self.begin_quit("the file watcher stopped", Instant::now());
         let (_tx, idle) = crossbeam_channel::unbounded();
-        self.event_loop(&idle, proc_rx, signal_rx)?;
+        self.event_loop(&Inputs {
+            watch: idle,
+            procs: inputs.procs.clone(),
+            signals: inputs.signals.clone(),
+            ready: inputs.ready.clone(),
+        })?;
         Ok(1)
     }
 
@@ -195,10 +229,24 @@ impl Engine {
         } else {
             None
         };
-        jobs.chain(build).chain(settle).min()
+        let delays = self.procs.probes.values().filter_map(|p| match p {
+            Probe::Delay(at) => Some(*at),
+            _ => None,
+        });
+        jobs.chain(build).chain(settle).chain(delays).min()
     }
 
     fn on_deadlines(&mut self, now: Instant) {
+        let elapsed: Vec<ProcKey> = self
+            .procs
+            .probes
+            .iter()
+            .filter(|(_, p)| matches!(p, Probe::Delay(at) if *at <= now))
+            .map(|(key, _)| *key)
+            .collect();
+        for key in elapsed {
+            self.ready(key, now);
+        }
         let mut events = Vec::new();
         for job in &mut self.jobs {
             job.on_deadline(&mut self.procs, &mut events, now);
@@ -330,10 +378,11 @@ impl Engine {
     /// their first build.
     fn set_targets(&mut self, targets: Vec<TargetId>) {
         let now = Instant::now();
-        let policy = StopPolicy {
-            signal: self.config.stop_signal,
-            timeout: self.config.stop_timeout,
-        };
+        for target in &targets {
+            let sockets = self.procs.sockets.for_target(target).count();
+            let settings = self.config.target_settings(target, sockets);
+            self.procs.settings.insert(target.clone(), settings);
+        }
         let mut events = Vec::new();
         let mut old: Vec<Job> = std::mem::take(&mut self.jobs);
         for job in &mut old {
@@ -351,7 +400,7 @@ impl Engine {
             .map(
                 |target| match old.iter().position(|j| &j.target == target) {
                     Some(i) => old.swap_remove(i),
-                    None => Job::new(target.clone(), policy),
+                    None => Job::new(target.clone(), self.procs.settings[target].policy),
                 },
             )
             .collect();
@@ -368,6 +417,28 @@ impl Engine {
             .set_prefix_width(if targets.len() > 1 { width } else { None });
         self.targets = targets;
         self.flush(events);
+    }
+
+    fn announce_sockets(&mut self) {
+        let sockets: Vec<ListeningSocket> = self
+            .procs
+            .sockets
+            .all()
+            .iter()
+            .map(|socket| ListeningSocket {
+                address: socket.local.to_string(),
+                name: socket.fd_name(),
+                targets: self
+                    .targets
+                    .iter()
+                    .filter(|t| socket.spec.applies_to(t))
+                    .map(ToString::to_string)
+                    .collect(),
+            })
+            .collect();
+        if !sockets.is_empty() {
+            self.ui.emit(&Event::Listening { sockets });
+        }
     }
 
     fn announce_watching(&mut self) {
@@ -443,13 +514,18 @@ impl Engine {
                 Some(Owner::Target(name, index)) => {
                     let (name, index) = (name.clone(), *index);
                     self.ui.target_output(&name, index, stream, &line);
+                    let printed_ready = matches!(self.procs.probes.get(&key),
+                        Some(Probe::Log(regex)) if regex.is_match(&String::from_utf8_lossy(&line)));
+                    if printed_ready {
+                        self.ready(key, now);
+                    }
                 }
                 None => {}
             },
             ProcEvent::Exited { key, status } => {
                 if self.build.as_ref().is_some_and(|b| b.key == key) {
                     let ok = status.code == Some(0);
-                    self.on_build_exit(ok, now);
+                    self.on_build_exit(ok);
                     return;
                 }
                 let mut events = Vec::new();
@@ -496,12 +572,12 @@ impl Engine {
         }
     }
 
-    fn on_build_exit(&mut self, exited_ok: bool, now: Instant) {
+    fn on_build_exit(&mut self, exited_ok: bool) {
         let Some(active) = self.build.take() else {
             return;
         };
         self.procs.signal_group(active.pid, Signal::KILL);
-        self.procs.forget(active.pid);
+        self.procs.forget(active.key, active.pid);
         let cancelled = active.cancel_deadline.is_some() || !self.queued.is_empty();
         let outcome = active.build.finish(exited_ok);
         self.learn(&outcome);
@@ -543,7 +619,7 @@ impl Engine {
                 }
             };
             let job = &self.jobs[index];
-            let same_as_running = job.running_staged().map(|s| s.digest) == Some(staged.digest);
+            let same_as_running = job.newest_staged().map(|s| s.digest) == Some(staged.digest);
             if same_as_running {
                 fresh.push(target.to_string());
             } else {
@@ -558,6 +634,8 @@ impl Engine {
             rebuilt,
             fresh,
         });
+        // Staging copied executables: time the new processes from their real start.
+        let now = Instant::now();
         let mut events = Vec::new();
         for (index, staged) in swaps {
             self.jobs[index].replace(staged, "new build", &mut self.procs, &mut events, now);
@@ -618,8 +696,7 @@ impl Engine {
     fn remove_stale_copies(&mut self) {
         for job in &self.jobs {
             let keep: Vec<&Path> = job
-                .running_staged()
-                .into_iter()
+                .staged_in_use()
                 .chain(job.latest.as_ref())
                 .map(|s| s.path.as_path())
                 .collect();
@@ -666,6 +743,31 @@ impl Engine {
         self.flush(events);
     }
 
+    /// A readiness report from a probe thread or the notify socket.
+    fn on_ready_msg(&mut self, msg: ReadyMsg, now: Instant) {
+        let key = match msg {
+            ReadyMsg::Probed(key) => Some(key),
+            ReadyMsg::Notified { pid } => self.procs.notifying_key(pid),
+        };
+        if let Some(key) = key {
+            self.ready(key, now);
+        }
+    }
+
+    /// The process `key` passed its readiness check.
+    fn ready(&mut self, key: ProcKey, now: Instant) {
+        if self.procs.probes.remove(&key).is_none() {
+            return;
+        }
+        let mut events = Vec::new();
+        for job in &mut self.jobs {
+            if job.on_ready(key, &mut self.procs, &mut events, now) {
+                break;
+            }
+        }
+        self.flush(events);
+    }
+
     fn flush(&mut self, events: Vec<Event>) {
         for event in events {
             self.ui.emit(&event);
@@ -694,11 +796,71 @@ struct LiveProcesses {
     inherit_output: bool,
     /// Package name → (directory, version), for the CARGO_* variables `cargo run` sets.
     manifests: HashMap<String, (PathBuf, String)>,
+    /// The `--listen` sockets, held for the whole run.
+    sockets: Sockets,
+    /// Each selected target's readiness check and restart policy.
+    settings: HashMap<TargetId, TargetSettings>,
+    /// Where `notify` targets send `READY=1`, when any target waits for it.
+    notify: Option<ready::NotifySocket>,
+    ready_tx: Sender<ReadyMsg>,
+    /// The readiness checks still pending, by process.
+    probes: HashMap<ProcKey, Probe>,
+    /// Live target processes: pid → key, to attribute notify messages.
+    pids: HashMap<u32, ProcKey>,
+}
+
+/// A readiness check in progress for one process.
+enum Probe {
+    /// Waiting for `READY=1` from its process group.
+    Notify,
+    /// Waiting for a line of its output to match.
+    Log(regex::Regex),
+    /// Ready once alive until then.
+    Delay(Instant),
+    /// A thread polls a `tcp:` or `http:` check; dropping the guard stops it.
+    Polling(#[allow(dead_code)] PollerGuard),
+}
+
+impl LiveProcesses {
+    /// The key of the process that sent `READY=1`: the process itself, or one it forked (in its
+    /// process group).
+    fn notifying_key(&self, pid: u32) -> Option<ProcKey> {
+        self.pids.get(&pid).copied().or_else(|| {
+            process::process_group_of(pid).and_then(|pgid| self.pids.get(&pgid).copied())
+        })
+    }
+
+    /// Starts the readiness check of a process that was just spawned.
+    fn start_probe(&mut self, check: &ReadyCheck, key: ProcKey, now: Instant) -> Result<()> {
+        let probe = match check {
+            ReadyCheck::Started => return Ok(()),
+            ReadyCheck::Notify => Probe::Notify,
+            ReadyCheck::Log(regex) => Probe::Log(regex.clone()),
+            ReadyCheck::Delay(delay) => Probe::Delay(now + *delay),
+            ReadyCheck::Tcp(_) | ReadyCheck::Http(_) => {
+                // The supervisor's ready timeout decides; the thread just must not outlive it.
+                let until = now + Duration::from_secs(24 * 3600);
+                Probe::Polling(ready::start_poller(
+                    check,
+                    key,
+                    until,
+                    self.ready_tx.clone(),
+                )?)
+            }
+        };
+        self.probes.insert(key, probe);
+        Ok(())
+    }
 }
 
 impl Processes for LiveProcesses {
     fn spawn(&mut self, target: &TargetId, staged: &Staged, key: ProcKey) -> Result<u32> {
-        let output = if self.inherit_output {
+        let check = self
+            .settings
+            .get(target)
+            .map_or(ReadyCheck::Started, |s| s.ready.clone());
+        // A `log:` check must see the output, so it cannot go straight to the terminal.
+        let output = if self.inherit_output && !matches!(check, ReadyCheck::Log(_)) {
             Io::Inherit
         } else {
             Io::Lines
@@ -709,13 +871,35 @@ impl Processes for LiveProcesses {
             env.push(("CARGO_PKG_NAME".into(), target.package.clone().into()));
             env.push(("CARGO_PKG_VERSION".into(), version.into()));
         }
+        // Variables of a socket-activated or notify-supervised cargo hot must never reach a
+        // target as if they were meant for it: each is set below only when it is.
+        let mut env_remove: Vec<OsString> = [
+            "LISTEN_FDS",
+            "LISTEN_PID",
+            "LISTEN_FDNAMES",
+            "NOTIFY_SOCKET",
+        ]
+        .into_iter()
+        .map(OsString::from)
+        .collect();
+        let sockets: Vec<_> = self.sockets.for_target(target).collect();
+        let pass_fds: Vec<_> = sockets.iter().map(|s| s.raw_fd()).collect();
+        if !sockets.is_empty() {
+            let names: Vec<String> = sockets.iter().map(|s| s.fd_name()).collect();
+            env.push(("LISTEN_FDS".into(), sockets.len().to_string().into()));
+            env.push(("LISTEN_FDNAMES".into(), names.join(":").into()));
+        }
+        if let (ReadyCheck::Notify, Some(notify)) = (&check, &self.notify) {
+            env.push(("NOTIFY_SOCKET".into(), notify.path().into()));
+        }
+        env_remove.retain(|name| !env.iter().any(|(set, _)| set == name));
         let spawn = Spawn {
             program: staged.path.clone(),
             arg0: Some(target.name.clone().into()),
             args: self.args.clone(),
             cwd: Some(self.cwd.clone()),
             env,
-            env_remove: Vec::new(),
+            env_remove,
             // A target in a background process group that reads the terminal would be
             // stopped by SIGTTIN; piped input is safe to share.
             stdin: if std::io::stdin().is_terminal() {
@@ -725,13 +909,18 @@ impl Processes for LiveProcesses {
             },
             stdout: output.clone(),
             stderr: output,
-            pass_fds: Vec::new(),
-            listen_pid: false,
+            listen_pid: !pass_fds.is_empty(),
+            pass_fds,
             own_group: true,
         };
         let child = process::spawn(&spawn, key, &self.tx)
             .with_context(|| format!("failed to start {}", staged.path.display()))?;
         self.reaper.track(child.pid);
+        self.pids.insert(child.pid, key);
+        if let Err(error) = self.start_probe(&check, key, Instant::now()) {
+            let _ = process::signal_group(child.pid, Signal::KILL);
+            return Err(error);
+        }
         let next_color = self.colors.len();
         let color = *self.colors.entry(target.to_string()).or_insert(next_color);
         self.owners
@@ -744,8 +933,11 @@ impl Processes for LiveProcesses {
         let _ = process::signal_group(pgid, signal);
     }
 
-    fn forget(&mut self, pgid: u32) {
+    fn forget(&mut self, key: ProcKey, pgid: u32) {
         self.reaper.untrack(pgid);
+        self.pids.remove(&pgid);
+        self.probes.remove(&key);
+        self.owners.remove(&key);
     }
 
     fn next_key(&mut self) -> ProcKey {

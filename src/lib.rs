@@ -19,6 +19,8 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod process;
+pub mod ready;
+pub mod sockets;
 pub mod supervisor;
 pub mod ui;
 pub mod watcher;

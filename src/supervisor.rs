@@ -1,15 +1,26 @@
-//! Supervising: the life of one target's process as a state machine.
+//! Supervising: the life of one target's processes as a state machine.
 //!
-//! A [`Job`] is driven by three commands from the event loop — [`Job::replace`] (a good build
-//! produced a new executable), [`Job::stop`] (quit), [`Job::on_exit`] (its process ended) —
-//! and by [`Job::on_deadline`] when a stop takes too long. The side effects (spawning,
-//! signalling) go through the [`Processes`] trait, so every transition is unit-tested with a
-//! fake that records what it was asked to do, and no test has to sleep.
+//! A [`Job`] is driven by commands from the event loop — [`Job::replace`] (a good build
+//! produced a new executable), [`Job::stop`] (quit), [`Job::on_ready`] (a readiness check
+//! passed), [`Job::on_exit`] (a process ended) — and by [`Job::on_deadline`] when a start or a
+//! stop takes too long. The side effects (spawning, signalling) go through the [`Processes`]
+//! trait, so every transition is unit-tested with a fake that records what it was asked to do,
+//! and no test has to sleep.
 //!
-//! Policy, in one place: a target that exits on its own stays down until a change rebuilds it
-//! (no restart loops); a stop is the configured signal to the whole process group, then
-//! SIGKILL after the stop timeout; and once the leader is gone the group gets SIGKILL too, so
-//! grandchildren never outlive their target.
+//! A job holds up to three kinds of process at once, which is what makes a restart without
+//! downtime possible: the one **serving** (ready), a new one **starting** (not yet ready), and
+//! old ones **retiring** (asked to stop, given their stop timeout to finish in-flight work).
+//!
+//! Policy, in one place:
+//! - [`Handoff::Overlap`]: the new process starts while the old one serves; the old one is
+//!   asked to stop only once the new one is ready. If the new one exits or is not ready in
+//!   time, it is stopped and the old one keeps serving.
+//! - [`Handoff::StopFirst`]: the old one stops, then the new one starts (programs that cannot
+//!   run twice at once).
+//! - A process that exits on its own stays down until a change rebuilds it (no restart loops).
+//! - A stop is the configured signal to the whole process group, then SIGKILL after the stop
+//!   timeout; once a group's leader is gone the group gets SIGKILL, so grandchildren never
+//!   outlive their target.
 
 use std::time::{Duration, Instant};
 
@@ -17,36 +28,60 @@ use anyhow::Result;
 
 use crate::build::Staged;
 use crate::process::{ExitInfo, ProcKey, Signal};
-use crate::ui::Event;
+use crate::ui::{human_duration, Event};
 use crate::workspace::TargetId;
 
 /// What a job needs from the operating system; the engine's implementation spawns real
-/// processes, tests use a recorder.
+/// processes (and sets up their readiness probes), tests use a recorder.
 pub trait Processes {
-    /// Starts `target` from `staged`, returning its pid (= its process group id).
+    /// Starts `target` from `staged` under `key`, returning its pid (= its process group id).
     fn spawn(&mut self, target: &TargetId, staged: &Staged, key: ProcKey) -> Result<u32>;
     /// Sends `signal` to the process group `pgid`.
     fn signal_group(&mut self, pgid: u32, signal: Signal);
-    /// The group's leader was reaped: forget it (no more kill-on-death tracking).
-    fn forget(&mut self, pgid: u32);
+    /// The process `key`, leader of group `pgid`, was reaped: forget it.
+    fn forget(&mut self, key: ProcKey, pgid: u32);
     /// A fresh key for the next process, echoed back in its exit event.
     fn next_key(&mut self) -> ProcKey;
 }
 
-/// How a job stops.
+/// How a job stops a process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StopPolicy {
     pub signal: Signal,
     pub timeout: Duration,
 }
 
+/// How a new build takes over from the running process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handoff {
+    /// Start the new one beside the old; stop the old once the new is ready.
+    Overlap,
+    /// Stop the old one, then start the new.
+    StopFirst,
+}
+
+/// Everything that decides how a job behaves; fixed per target for the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobPolicy {
+    pub stop: StopPolicy,
+    pub handoff: Handoff,
+    /// `None`: ready as soon as started. `Some(t)`: a readiness check must pass within `t`.
+    pub ready_timeout: Option<Duration>,
+}
+
 #[derive(Debug)]
 pub struct Job {
     pub target: TargetId,
-    pub state: JobState,
     /// The newest good executable, started after a stop or after the next change.
     pub latest: Option<Staged>,
-    policy: StopPolicy,
+    /// How the last process ended on its own, while the job has nothing serving.
+    pub crashed: Option<ExitInfo>,
+    policy: JobPolicy,
+    serving: Option<Running>,
+    starting: Option<Starting>,
+    retiring: Vec<Retiring>,
+    /// With [`Handoff::StopFirst`]: started once every retiring process is gone.
+    queued: Option<Staged>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,56 +93,71 @@ pub struct Running {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum JobState {
-    /// Never started (no good build yet), or stopped for good.
-    Idle,
-    Running(Running),
-    Stopping {
-        run: Running,
-        deadline: Instant,
-        killed: bool,
-        then: AfterStop,
-    },
-    /// Exited on its own; waits for the next change.
-    Exited {
-        status: ExitInfo,
-    },
+struct Starting {
+    run: Running,
+    ready_deadline: Instant,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AfterStop {
-    Start(Staged),
-    StayDown,
+struct Retiring {
+    run: Running,
+    kill_deadline: Instant,
+    killed: bool,
 }
 
 impl Job {
-    pub fn new(target: TargetId, policy: StopPolicy) -> Job {
+    pub fn new(target: TargetId, policy: JobPolicy) -> Job {
         Job {
             target,
-            state: JobState::Idle,
             latest: None,
+            crashed: None,
             policy,
+            serving: None,
+            starting: None,
+            retiring: Vec::new(),
+            queued: None,
         }
     }
 
-    pub fn is_running(&self) -> bool {
-        matches!(self.state, JobState::Running(_))
+    pub fn policy(&self) -> JobPolicy {
+        self.policy
     }
 
-    /// Has a process (running or on its way out).
+    /// The process that serves (is ready), if any.
+    pub fn serving(&self) -> Option<&Running> {
+        self.serving.as_ref()
+    }
+
+    /// The new process that is not ready yet, if any.
+    pub fn starting(&self) -> Option<&Running> {
+        self.starting.as_ref().map(|s| &s.run)
+    }
+
+    /// Has a process (serving, starting or on its way out).
     pub fn is_alive(&self) -> bool {
-        matches!(self.state, JobState::Running(_) | JobState::Stopping { .. })
+        self.serving.is_some() || self.starting.is_some() || !self.retiring.is_empty()
     }
 
-    /// The executable the current process runs, if any.
-    pub fn running_staged(&self) -> Option<&Staged> {
-        match &self.state {
-            JobState::Running(run) | JobState::Stopping { run, .. } => Some(&run.staged),
-            _ => None,
-        }
+    /// The executable the newest process runs: what a new build is compared with to decide
+    /// whether a restart would change anything.
+    pub fn newest_staged(&self) -> Option<&Staged> {
+        self.starting
+            .as_ref()
+            .map(|s| &s.run.staged)
+            .or(self.serving.as_ref().map(|r| &r.staged))
     }
 
-    /// A good build produced `staged`: run it, replacing the current process if there is one.
+    /// Every executable a process of this job still runs (staged copies to keep).
+    pub fn staged_in_use(&self) -> impl Iterator<Item = &Staged> {
+        self.serving
+            .iter()
+            .chain(self.starting.iter().map(|s| &s.run))
+            .chain(self.retiring.iter().map(|r| &r.run))
+            .map(|r| &r.staged)
+            .chain(self.queued.iter())
+    }
+
+    /// A good build produced `staged`: run it, taking over from the current process.
     pub fn replace(
         &mut self,
         staged: Staged,
@@ -117,17 +167,31 @@ impl Job {
         now: Instant,
     ) {
         self.latest = Some(staged.clone());
-        match &mut self.state {
-            JobState::Running(_) => {
-                self.begin_stop(AfterStop::Start(staged), reason, procs, events, now)
+        if let Some(starting) = self.starting.take() {
+            self.retire(
+                starting.run,
+                "superseded by a newer build",
+                procs,
+                events,
+                now,
+            );
+        }
+        match self.policy.handoff {
+            Handoff::Overlap => self.start(staged, procs, events, now),
+            Handoff::StopFirst => {
+                if let Some(serving) = self.serving.take() {
+                    self.retire(serving, reason, procs, events, now);
+                }
+                if self.retiring.is_empty() {
+                    self.start(staged, procs, events, now);
+                } else {
+                    self.queued = Some(staged);
+                }
             }
-            // Already on its way out: start the newest build once it is gone.
-            JobState::Stopping { then, .. } => *then = AfterStop::Start(staged),
-            JobState::Idle | JobState::Exited { .. } => self.start(staged, procs, events, now),
         }
     }
 
-    /// Stops the process for good (quit, or the target was deselected).
+    /// Stops every process for good (quit, or the target was deselected).
     pub fn stop(
         &mut self,
         reason: &str,
@@ -135,28 +199,44 @@ impl Job {
         events: &mut Vec<Event>,
         now: Instant,
     ) {
-        match &mut self.state {
-            JobState::Running(_) => {
-                self.begin_stop(AfterStop::StayDown, reason, procs, events, now)
-            }
-            JobState::Stopping { then, .. } => *then = AfterStop::StayDown,
-            JobState::Idle | JobState::Exited { .. } => {}
+        self.queued = None;
+        for run in [self.starting.take().map(|s| s.run), self.serving.take()]
+            .into_iter()
+            .flatten()
+        {
+            self.retire(run, reason, procs, events, now);
         }
     }
 
-    /// Kills the process group now, without waiting for the stop timeout (a second Ctrl-C).
+    /// Kills every retiring process group now, without waiting for the stop timeout.
     pub fn kill_now(&mut self, procs: &mut dyn Processes, events: &mut Vec<Event>) {
-        match &mut self.state {
-            JobState::Stopping { run, killed, .. } if !*killed => {
-                procs.signal_group(run.pid, Signal::KILL);
-                *killed = true;
-                events.push(Event::Killed {
-                    target: self.target.to_string(),
-                    pid: run.pid,
-                });
-            }
-            _ => {}
+        for retiring in self.retiring.iter_mut().filter(|r| !r.killed) {
+            procs.signal_group(retiring.run.pid, Signal::KILL);
+            retiring.killed = true;
+            events.push(Event::Killed {
+                target: self.target.to_string(),
+                pid: retiring.run.pid,
+            });
         }
+    }
+
+    /// The readiness check of process `key` passed. Returns false if it is not this job's
+    /// starting process (a late report about a process already stopped).
+    pub fn on_ready(
+        &mut self,
+        key: ProcKey,
+        procs: &mut dyn Processes,
+        events: &mut Vec<Event>,
+        now: Instant,
+    ) -> bool {
+        if self.starting.as_ref().is_none_or(|s| s.run.key != key) {
+            return false;
+        }
+        let Some(starting) = self.starting.take() else {
+            return false;
+        };
+        self.promote(starting.run, procs, events, now);
+        true
     }
 
     /// The process with `key` ended. Returns false if the key is not this job's.
@@ -168,87 +248,117 @@ impl Job {
         events: &mut Vec<Event>,
         now: Instant,
     ) -> bool {
-        let (run, expected, then) = match &self.state {
-            JobState::Running(run) if run.key == key => (run.clone(), false, None),
-            JobState::Stopping { run, then, .. } if run.key == key => {
-                (run.clone(), true, Some(then.clone()))
+        let target = self.target.to_string();
+        let mut start_failed = None;
+        let (run, expected) = if self.serving.as_ref().is_some_and(|r| r.key == key) {
+            let run = self.serving.take().expect("checked");
+            self.crashed = Some(status);
+            (run, false)
+        } else if self.starting.as_ref().is_some_and(|s| s.run.key == key) {
+            let run = self.starting.take().expect("checked").run;
+            start_failed = Some(Event::StartFailed {
+                target: target.clone(),
+                pid: run.pid,
+                reason: format!("exited with {status} before it was ready"),
+                still_serving: self.serving.as_ref().map(|r| r.pid),
+            });
+            if self.serving.is_none() {
+                self.crashed = Some(status);
             }
-            _ => return false,
+            (run, false)
+        } else if let Some(i) = self.retiring.iter().position(|r| r.run.key == key) {
+            (self.retiring.remove(i).run, true)
+        } else {
+            return false;
         };
         // The leader is gone; whatever it forked must go with it.
         procs.signal_group(run.pid, Signal::KILL);
-        procs.forget(run.pid);
+        procs.forget(key, run.pid);
         events.push(Event::Exited {
-            target: self.target.to_string(),
+            target,
             pid: run.pid,
             code: status.code,
             signal: status.signal,
             expected,
         });
-        match then {
-            None => self.state = JobState::Exited { status },
-            Some(AfterStop::Start(staged)) => {
-                self.state = JobState::Idle;
+        events.extend(start_failed);
+        if self.retiring.is_empty() {
+            if let Some(staged) = self.queued.take() {
                 self.start(staged, procs, events, now);
             }
-            Some(AfterStop::StayDown) => self.state = JobState::Idle,
         }
         true
     }
 
-    /// When this job next needs attention (a stop timing out).
+    /// When this job next needs attention: a start or a stop timing out.
     pub fn deadline(&self) -> Option<Instant> {
-        match &self.state {
-            JobState::Stopping {
-                deadline,
-                killed: false,
-                ..
-            } => Some(*deadline),
-            _ => None,
-        }
+        let ready = self.starting.as_ref().map(|s| s.ready_deadline);
+        let kills = self
+            .retiring
+            .iter()
+            .filter(|r| !r.killed)
+            .map(|r| r.kill_deadline);
+        ready.into_iter().chain(kills).min()
     }
 
-    /// Escalates a stop whose timeout has passed to SIGKILL.
+    /// A new process not ready in time is stopped (the old one keeps serving); a stop whose
+    /// timeout has passed escalates to SIGKILL.
     pub fn on_deadline(
         &mut self,
         procs: &mut dyn Processes,
         events: &mut Vec<Event>,
         now: Instant,
     ) {
-        if let JobState::Stopping {
-            deadline, killed, ..
-        } = &self.state
+        if self
+            .starting
+            .as_ref()
+            .is_some_and(|s| s.ready_deadline <= now)
         {
-            if !*killed && *deadline <= now {
-                self.kill_now(procs, events);
-            }
+            let run = self.starting.take().expect("checked").run;
+            let timeout = self.policy.ready_timeout.unwrap_or_default();
+            let reason = format!("not ready within {}", human_duration(timeout));
+            events.push(Event::StartFailed {
+                target: self.target.to_string(),
+                pid: run.pid,
+                reason: reason.clone(),
+                still_serving: self.serving.as_ref().map(|r| r.pid),
+            });
+            self.retire(run, &reason, procs, events, now);
+        }
+        for retiring in self
+            .retiring
+            .iter_mut()
+            .filter(|r| !r.killed && r.kill_deadline <= now)
+        {
+            procs.signal_group(retiring.run.pid, Signal::KILL);
+            retiring.killed = true;
+            events.push(Event::Killed {
+                target: self.target.to_string(),
+                pid: retiring.run.pid,
+            });
         }
     }
 
-    fn begin_stop(
+    fn retire(
         &mut self,
-        then: AfterStop,
+        run: Running,
         reason: &str,
         procs: &mut dyn Processes,
         events: &mut Vec<Event>,
         now: Instant,
     ) {
-        let JobState::Running(run) = std::mem::replace(&mut self.state, JobState::Idle) else {
-            unreachable!("begin_stop is only called on a running job");
-        };
-        procs.signal_group(run.pid, self.policy.signal);
+        procs.signal_group(run.pid, self.policy.stop.signal);
         events.push(Event::Stopping {
             target: self.target.to_string(),
             pid: run.pid,
-            signal: self.policy.signal.name(),
+            signal: self.policy.stop.signal.name(),
             reason: reason.to_string(),
         });
-        self.state = JobState::Stopping {
+        self.retiring.push(Retiring {
             run,
-            deadline: now + self.policy.timeout,
+            kill_deadline: now + self.policy.stop.timeout,
             killed: false,
-            then,
-        };
+        });
     }
 
     fn start(
@@ -259,209 +369,56 @@ impl Job {
         now: Instant,
     ) {
         let key = procs.next_key();
-        match procs.spawn(&self.target, &staged, key) {
-            Ok(pid) => {
-                events.push(Event::Started {
-                    target: self.target.to_string(),
-                    pid,
-                    executable: staged.path.clone(),
-                });
-                self.state = JobState::Running(Running {
-                    pid,
-                    key,
-                    started: now,
-                    staged,
-                });
-            }
+        let pid = match procs.spawn(&self.target, &staged, key) {
+            Ok(pid) => pid,
             Err(error) => {
                 events.push(Event::Error {
                     message: format!("failed to start {}: {error:#}", self.target),
                 });
-                self.state = JobState::Idle;
+                return;
             }
+        };
+        events.push(Event::Started {
+            target: self.target.to_string(),
+            pid,
+            executable: staged.path.clone(),
+        });
+        let run = Running {
+            pid,
+            key,
+            started: now,
+            staged,
+        };
+        match self.policy.ready_timeout {
+            Some(timeout) => {
+                self.starting = Some(Starting {
+                    run,
+                    ready_deadline: now + timeout,
+                })
+            }
+            None => self.promote(run, procs, events, now),
+        }
+    }
+
+    /// `run` is ready: it serves from now on, and the one it replaces is asked to stop.
+    fn promote(
+        &mut self,
+        run: Running,
+        procs: &mut dyn Processes,
+        events: &mut Vec<Event>,
+        now: Instant,
+    ) {
+        events.push(Event::Ready {
+            target: self.target.to_string(),
+            pid: run.pid,
+            after_ms: now.saturating_duration_since(run.started).as_millis(),
+        });
+        self.crashed = None;
+        if let Some(old) = self.serving.replace(run) {
+            self.retire(old, "new build ready", procs, events, now);
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::workspace::RunKind;
-    use std::path::PathBuf;
-
-    /// Records what the job asked of the OS; hands out pids 100, 101, ….
-    #[derive(Default)]
-    struct Recorder {
-        spawned: Vec<(String, u64)>,
-        signals: Vec<(u32, Signal)>,
-        forgotten: Vec<u32>,
-        next_pid: u32,
-        next_key: ProcKey,
-        fail_spawn: bool,
-    }
-
-    impl Processes for Recorder {
-        fn spawn(&mut self, target: &TargetId, staged: &Staged, _key: ProcKey) -> Result<u32> {
-            if self.fail_spawn {
-                anyhow::bail!("exec format error");
-            }
-            self.spawned.push((target.name.clone(), staged.digest));
-            self.next_pid += 1;
-            Ok(99 + self.next_pid)
-        }
-        fn signal_group(&mut self, pgid: u32, signal: Signal) {
-            self.signals.push((pgid, signal));
-        }
-        fn forget(&mut self, pgid: u32) {
-            self.forgotten.push(pgid);
-        }
-        fn next_key(&mut self) -> ProcKey {
-            self.next_key += 1;
-            self.next_key
-        }
-    }
-
-    fn job() -> Job {
-        Job::new(
-            TargetId {
-                package: "api".into(),
-                name: "api".into(),
-                kind: RunKind::Bin,
-            },
-            StopPolicy {
-                signal: Signal::TERM,
-                timeout: Duration::from_secs(5),
-            },
-        )
-    }
-
-    fn staged(digest: u64) -> Staged {
-        Staged {
-            path: PathBuf::from(format!("/t/hot/api-{digest:016x}")),
-            digest,
-        }
-    }
-
-    fn exited(code: i32) -> ExitInfo {
-        ExitInfo {
-            code: Some(code),
-            signal: None,
-        }
-    }
-
-    #[test]
-    fn first_build_starts_the_target() {
-        let (mut job, mut procs, mut events, now) =
-            (job(), Recorder::default(), vec![], Instant::now());
-        job.replace(staged(1), "change", &mut procs, &mut events, now);
-        assert!(job.is_running());
-        assert_eq!(procs.spawned, [("api".to_string(), 1)]);
-        assert!(matches!(events[0], Event::Started { pid: 100, .. }));
-    }
-
-    #[test]
-    fn replace_stops_then_starts_the_new_build() {
-        let (mut job, mut procs, mut events, now) =
-            (job(), Recorder::default(), vec![], Instant::now());
-        job.replace(staged(1), "start", &mut procs, &mut events, now);
-        job.replace(staged(2), "core changed", &mut procs, &mut events, now);
-        assert_eq!(procs.signals, [(100, Signal::TERM)]);
-        assert_eq!(
-            procs.spawned.len(),
-            1,
-            "the new build waits for the old process to exit"
-        );
-        assert!(job.on_exit(1, exited(0), &mut procs, &mut events, now));
-        assert_eq!(procs.spawned.last(), Some(&("api".to_string(), 2)));
-        assert_eq!(
-            procs.signals.last(),
-            Some(&(100, Signal::KILL)),
-            "leftover group members are killed"
-        );
-        assert_eq!(procs.forgotten, [100]);
-        assert!(matches!(&job.state, JobState::Running(r) if r.pid == 101));
-    }
-
-    #[test]
-    fn a_newer_build_during_a_stop_wins() {
-        let (mut job, mut procs, mut events, now) =
-            (job(), Recorder::default(), vec![], Instant::now());
-        job.replace(staged(1), "start", &mut procs, &mut events, now);
-        job.replace(staged(2), "change", &mut procs, &mut events, now);
-        job.replace(staged(3), "change", &mut procs, &mut events, now);
-        job.on_exit(1, exited(0), &mut procs, &mut events, now);
-        assert_eq!(procs.spawned.last(), Some(&("api".to_string(), 3)));
-        assert_eq!(procs.spawned.len(), 2, "build 2 is never started");
-    }
-
-    #[test]
-    fn stop_timeout_escalates_to_kill_once() {
-        let (mut job, mut procs, mut events, now) =
-            (job(), Recorder::default(), vec![], Instant::now());
-        job.replace(staged(1), "start", &mut procs, &mut events, now);
-        job.stop("quit", &mut procs, &mut events, now);
-        let deadline = job.deadline().expect("a stopping job has a deadline");
-        assert_eq!(deadline, now + Duration::from_secs(5));
-        job.on_deadline(&mut procs, &mut events, now + Duration::from_secs(1));
-        assert_eq!(procs.signals, [(100, Signal::TERM)], "not yet");
-        job.on_deadline(&mut procs, &mut events, deadline);
-        job.on_deadline(&mut procs, &mut events, deadline + Duration::from_secs(1));
-        assert_eq!(procs.signals, [(100, Signal::TERM), (100, Signal::KILL)]);
-        assert_eq!(job.deadline(), None);
-        job.on_exit(
-            1,
-            ExitInfo {
-                code: None,
-                signal: Some(9),
-            },
-            &mut procs,
-            &mut events,
-            now,
-        );
-        assert_eq!(job.state, JobState::Idle);
-        assert!(procs.spawned.len() == 1, "a stopped job stays down");
-    }
-
-    #[test]
-    fn exiting_on_its_own_waits_for_the_next_change() {
-        let (mut job, mut procs, mut events, now) =
-            (job(), Recorder::default(), vec![], Instant::now());
-        job.replace(staged(1), "start", &mut procs, &mut events, now);
-        job.on_exit(1, exited(3), &mut procs, &mut events, now);
-        assert_eq!(job.state, JobState::Exited { status: exited(3) });
-        assert!(matches!(
-            events.last(),
-            Some(Event::Exited {
-                expected: false,
-                code: Some(3),
-                ..
-            })
-        ));
-        assert_eq!(procs.spawned.len(), 1, "no restart loop");
-        job.replace(staged(2), "change", &mut procs, &mut events, now);
-        assert!(job.is_running());
-    }
-
-    #[test]
-    fn exit_of_an_unknown_key_is_not_ours() {
-        let (mut job, mut procs, mut events, now) =
-            (job(), Recorder::default(), vec![], Instant::now());
-        job.replace(staged(1), "start", &mut procs, &mut events, now);
-        assert!(!job.on_exit(42, exited(0), &mut procs, &mut events, now));
-        assert!(job.is_running());
-    }
-
-    #[test]
-    fn a_failed_spawn_is_reported_and_leaves_the_job_idle() {
-        let (mut job, mut events, now) = (job(), vec![], Instant::now());
-        let mut procs = Recorder {
-            fail_spawn: true,
-            ..Recorder::default()
-        };
-        job.replace(staged(1), "start", &mut procs, &mut events, now);
-        assert_eq!(job.state, JobState::Idle);
-        assert!(
-            matches!(&events[0], Event::Error { message } if message.contains("exec format error"))
-        );
-    }
-}
+mod tests;

@@ -75,10 +75,30 @@ pub enum Event {
         /// Targets cargo found fresh, or whose new executable is byte-identical.
         fresh: Vec<String>,
     },
+    /// The sockets cargo hot holds for the whole run (`--listen`).
+    Listening {
+        sockets: Vec<ListeningSocket>,
+    },
     Started {
         target: String,
         pid: u32,
         executable: PathBuf,
+    },
+    /// The process passed its readiness check (at once for targets without one); it serves
+    /// now, and the process it replaces is asked to stop.
+    Ready {
+        target: String,
+        pid: u32,
+        /// Time from its start.
+        after_ms: u128,
+    },
+    /// A new process exited or was not ready in time: it is stopped, and the process that
+    /// served before (if any) keeps serving.
+    StartFailed {
+        target: String,
+        pid: u32,
+        reason: String,
+        still_serving: Option<u32>,
     },
     Stopping {
         target: String,
@@ -109,6 +129,16 @@ pub enum Event {
     Quit {
         reason: String,
     },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ListeningSocket {
+    /// The bound address (`127.0.0.1:3000`, `unix:/run/api.sock`).
+    pub address: String,
+    /// Its name in `LISTEN_FDNAMES`.
+    pub name: String,
+    /// The targets that get it.
+    pub targets: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -389,8 +419,45 @@ impl Ui {
                     human_duration(Duration::from_millis(*duration_ms as u64))
                 ),
             ),
+            Event::Listening { sockets } => {
+                let list: Vec<String> = sockets
+                    .iter()
+                    .map(|s| format!("{} for {}", s.address, s.targets.join(", ")))
+                    .collect();
+                ("Listening", Tone::Good, list.join("; "))
+            }
             Event::Started { target, pid, .. } => {
                 ("Started", Tone::Good, format!("{target} (pid {pid})"))
+            }
+            // Ready at once (no check) says nothing the Started line did not.
+            Event::Ready { after_ms: 0, .. } if !verbose => return None,
+            Event::Ready {
+                target,
+                pid,
+                after_ms,
+            } => (
+                "Ready",
+                Tone::Good,
+                format!(
+                    "{target} (pid {pid}) after {}",
+                    human_duration(Duration::from_millis(*after_ms as u64))
+                ),
+            ),
+            Event::StartFailed {
+                target,
+                pid,
+                reason,
+                still_serving,
+            } => {
+                let fallback = match still_serving {
+                    Some(old) => format!("; pid {old} keeps serving"),
+                    None => "; restarts after the next change".to_string(),
+                };
+                (
+                    "Failed",
+                    Tone::Bad,
+                    format!("to start {target} (pid {pid}): {reason}{fallback}"),
+                )
             }
             Event::Stopping {
                 target,

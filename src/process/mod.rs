@@ -21,7 +21,7 @@ use crossbeam_channel::Sender;
 mod unix;
 
 #[cfg(unix)]
-pub use unix::{reaper_main, signal_group, signal_pid, spawn, Reaper};
+pub use unix::{process_group_of, reaper_main, signal_group, signal_pid, spawn, Reaper};
 
 /// Caller-chosen identifier echoed back in every [`ProcEvent`] of a child.
 pub type ProcKey = u64;

@@ -404,6 +404,15 @@ pub fn signal_group(pgid: u32, sig: Signal) -> io::Result<()> {
     check_kill(unsafe { libc::killpg(pgid, sig.0) })
 }
 
+/// The process group `pid` belongs to, if it still exists: a message from a process a target
+/// forked is attributed to the target whose group it is in.
+pub fn process_group_of(pid: u32) -> Option<u32> {
+    let pid = to_pid(pid).ok().filter(|p| *p > 0)?;
+    // SAFETY: plain syscall.
+    let pgid = unsafe { libc::getpgid(pid) };
+    (pgid > 0).then_some(pgid as u32)
+}
+
 /// Sends `sig` to one process; a process that is already gone is not an error.
 pub fn signal_pid(pid: u32, sig: Signal) -> io::Result<()> {
     // kill(0) and kill(-1) address groups, not a process.

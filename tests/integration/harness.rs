@@ -162,6 +162,8 @@ pub struct Hot {
     /// for an event never loses a line that arrived in the meantime.
     claimed_output: std::collections::HashSet<usize>,
     stderr: Arc<Mutex<String>>,
+    /// Disconnects when the stderr reader has reached EOF.
+    stderr_done: Receiver<()>,
 }
 
 impl Hot {
@@ -203,7 +205,9 @@ impl Hot {
         let stderr = Arc::new(Mutex::new(String::new()));
         let sink = stderr.clone();
         let mut err = child.stderr.take().unwrap();
+        let (stderr_tx, stderr_done) = mpsc::channel::<()>();
         std::thread::spawn(move || {
+            let _done = stderr_tx;
             let mut buf = [0u8; 4096];
             while let Ok(n) = err.read(&mut buf) {
                 if n == 0 {
@@ -221,6 +225,7 @@ impl Hot {
             cursor: 0,
             claimed_output: std::collections::HashSet::new(),
             stderr,
+            stderr_done,
         }
     }
 
@@ -379,6 +384,8 @@ impl Hot {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
+                // What it wrote last may still be in the pipe: read to EOF before answering.
+                let _ = self.stderr_done.recv_timeout(EVENT_TIMEOUT);
                 return status.code();
             }
             assert!(
