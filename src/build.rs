@@ -162,8 +162,7 @@ impl Build {
                     }
                 }
                 let name = if artifact.target.kind.contains(&TargetKind::CustomBuild) {
-                    let package = self.package_names.get(&artifact.package_id.repr);
-                    format!("{} build.rs", package.map_or("", String::as_str))
+                    format!("{} build.rs", self.package_name(&artifact.package_id.repr))
                 } else {
                     artifact.target.name
                 };
@@ -173,11 +172,7 @@ impl Build {
                 })
             }
             Message::BuildScriptExecuted(script) => {
-                let package = self
-                    .package_names
-                    .get(&script.package_id.repr)
-                    .cloned()
-                    .unwrap_or_else(|| script.package_id.repr.clone());
+                let package = self.package_name(&script.package_id.repr);
                 self.build_scripts
                     .push((script.package_id.repr, script.out_dir.into_std_path_buf()));
                 Some(Progress::BuildScript { package })
@@ -187,6 +182,15 @@ impl Build {
                 None
             }
             _ => None,
+        }
+    }
+
+    /// A package's name for people: local packages from the workspace, others (registry, git)
+    /// read from the id itself.
+    fn package_name(&self, id: &str) -> String {
+        match self.package_names.get(id) {
+            Some(name) => name.clone(),
+            None => name_from_package_id(id),
         }
     }
 
@@ -202,6 +206,24 @@ impl Build {
             build_scripts: self.build_scripts,
         }
     }
+}
+
+/// The name in a package id: `registry+https://…#libc@0.2.191` → `libc`,
+/// `path+file:///src/core#0.1.0` → `core` (the name is left out when it is the directory's),
+/// and the older `libc 0.2.191 (registry+…)` → `libc`.
+fn name_from_package_id(id: &str) -> String {
+    if let Some((url, fragment)) = id.split_once('#') {
+        return match fragment.split_once('@') {
+            Some((name, _version)) => name.to_string(),
+            None => url
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or(id)
+                .to_string(),
+        };
+    }
+    id.split_whitespace().next().unwrap_or(id).to_string()
 }
 
 /// Package id → name for every local package: cargo's messages name packages by id.
@@ -322,6 +344,28 @@ mod tests {
             build.on_stdout_line(line.as_bytes());
         }
         build
+    }
+
+    #[test]
+    fn package_names_from_ids() {
+        for (id, name) in [
+            (
+                "registry+https://github.com/rust-lang/crates.io-index#libc@0.2.191",
+                "libc",
+            ),
+            ("path+file:///src/shop/core#0.1.0", "core"),
+            (
+                "path+file:///src/shop/worker/tasks#worker-tasks@0.1.0",
+                "worker-tasks",
+            ),
+            ("git+https://github.com/a/b?rev=1#b@0.3.0", "b"),
+            (
+                "libc 0.2.191 (registry+https://github.com/rust-lang/crates.io-index)",
+                "libc",
+            ),
+        ] {
+            assert_eq!(name_from_package_id(id), name, "{id}");
+        }
     }
 
     #[test]
