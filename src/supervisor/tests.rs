@@ -66,6 +66,15 @@ fn overlapping() -> Job {
     job_with(Handoff::Overlap, Some(Duration::from_secs(30)))
 }
 
+/// An overlapping job whose first process (pid 100, key 1, build 1) is ready and serving.
+fn overlapping_serving() -> (Job, Recorder, Vec<Event>, Instant) {
+    let (mut job, mut procs, mut events, now) =
+        (overlapping(), Recorder::default(), vec![], Instant::now());
+    job.replace(staged(1), "start", &mut procs, &mut events, now);
+    assert!(job.on_ready(1, &mut procs, &mut events, now));
+    (job, procs, Vec::new(), now)
+}
+
 fn staged(digest: u64) -> Staged {
     Staged {
         path: PathBuf::from(format!("/t/hot/api-{digest:016x}")),
@@ -148,11 +157,7 @@ fn stop_first_a_newer_build_during_a_stop_wins() {
 
 #[test]
 fn overlap_stops_the_old_only_once_the_new_is_ready() {
-    let (mut job, mut procs, mut events, now) =
-        (overlapping(), Recorder::default(), vec![], Instant::now());
-    job.replace(staged(1), "start", &mut procs, &mut events, now);
-    assert!(job.on_ready(1, &mut procs, &mut events, now));
-    events.clear();
+    let (mut job, mut procs, mut events, now) = overlapping_serving();
 
     job.replace(staged(2), "core changed", &mut procs, &mut events, now);
     assert_eq!(procs.spawned.len(), 2, "the new one starts beside the old");
@@ -181,11 +186,7 @@ fn overlap_stops_the_old_only_once_the_new_is_ready() {
 
 #[test]
 fn overlap_a_new_build_that_crashes_at_start_leaves_the_old_serving() {
-    let (mut job, mut procs, mut events, now) =
-        (overlapping(), Recorder::default(), vec![], Instant::now());
-    job.replace(staged(1), "start", &mut procs, &mut events, now);
-    job.on_ready(1, &mut procs, &mut events, now);
-    events.clear();
+    let (mut job, mut procs, mut events, now) = overlapping_serving();
     job.replace(staged(2), "change", &mut procs, &mut events, now);
     assert!(job.on_exit(2, exited(3), &mut procs, &mut events, now));
     assert_eq!(
@@ -208,11 +209,7 @@ fn overlap_a_new_build_that_crashes_at_start_leaves_the_old_serving() {
 
 #[test]
 fn overlap_a_new_build_never_ready_is_stopped_at_the_timeout() {
-    let (mut job, mut procs, mut events, now) =
-        (overlapping(), Recorder::default(), vec![], Instant::now());
-    job.replace(staged(1), "start", &mut procs, &mut events, now);
-    job.on_ready(1, &mut procs, &mut events, now);
-    events.clear();
+    let (mut job, mut procs, mut events, now) = overlapping_serving();
     job.replace(staged(2), "change", &mut procs, &mut events, now);
     let deadline = job.deadline().expect("a starting process has a deadline");
     assert_eq!(deadline, now + Duration::from_secs(30));
@@ -236,10 +233,7 @@ fn overlap_a_new_build_never_ready_is_stopped_at_the_timeout() {
 
 #[test]
 fn overlap_a_newer_build_supersedes_one_still_starting() {
-    let (mut job, mut procs, mut events, now) =
-        (overlapping(), Recorder::default(), vec![], Instant::now());
-    job.replace(staged(1), "start", &mut procs, &mut events, now);
-    job.on_ready(1, &mut procs, &mut events, now);
+    let (mut job, mut procs, mut events, now) = overlapping_serving();
     job.replace(staged(2), "change", &mut procs, &mut events, now);
     job.replace(staged(3), "change", &mut procs, &mut events, now);
     assert_eq!(procs.signals, [(101, Signal::TERM)], "only the unready one");
@@ -296,10 +290,7 @@ fn stop_timeout_escalates_to_kill_once() {
 
 #[test]
 fn stop_ends_both_the_serving_and_the_starting_process() {
-    let (mut job, mut procs, mut events, now) =
-        (overlapping(), Recorder::default(), vec![], Instant::now());
-    job.replace(staged(1), "start", &mut procs, &mut events, now);
-    job.on_ready(1, &mut procs, &mut events, now);
+    let (mut job, mut procs, mut events, now) = overlapping_serving();
     job.replace(staged(2), "change", &mut procs, &mut events, now);
     job.stop("quit", &mut procs, &mut events, now);
     assert_eq!(procs.signals, [(101, Signal::TERM), (100, Signal::TERM)]);
