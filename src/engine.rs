@@ -462,6 +462,8 @@ impl Engine {
                 let targets = &self.targets;
                 self.jobs
                     .retain(|job| targets.contains(&job.target) || job.is_alive());
+                // A replaced process is gone: its staged copy is of no more use.
+                self.remove_stale_copies();
                 self.flush(events);
             }
         }
@@ -616,17 +618,19 @@ impl Engine {
     }
 
     fn remove_stale_copies(&mut self) {
-        for job in &self.jobs {
-            let keep: Vec<&Path> = job
-                .running_staged()
-                .into_iter()
-                .chain(job.latest.as_ref())
+        let names: BTreeSet<&str> = self.jobs.iter().map(|j| j.target.name.as_str()).collect();
+        for name in names {
+            // Two packages may both have a `cli` binary; their copies share the name.
+            let keep: Vec<&Path> = self
+                .jobs
+                .iter()
+                .filter(|job| job.target.name == name)
+                .flat_map(|job| job.running_staged().into_iter().chain(job.latest.as_ref()))
                 .map(|s| s.path.as_path())
                 .collect();
-            if let Err(error) = build::remove_stale(&self.hot_dir, &job.target.name, &keep) {
-                self.ui.emit(&Event::Warning {
-                    message: format!("{error:#}"),
-                });
+            if let Err(error) = build::remove_stale(&self.hot_dir, name, &keep) {
+                let message = format!("{error:#}");
+                self.ui.emit(&Event::Warning { message });
                 return;
             }
         }
