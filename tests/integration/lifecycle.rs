@@ -244,3 +244,153 @@ fn grandchildren_go_with_their_target() {
         "grandchild {second} survived quitting"
     );
 }
+
+#[test]
+fn a_change_during_a_build_cancels_it_and_builds_the_union_once() {
+    let ws = Workspace::new();
+    let cargo = GatedCargo::new();
+    let mut hot = ws.hot_with_env(
+        &["--bin", "api", "--bin", "worker"],
+        &[("CARGO", &cargo.program())],
+    );
+    let [api, worker] = hot.started_all(["api", "worker"]);
+    hot.output("worker", "worker v1 started with");
+    let mark = hot.mark();
+
+    cargo.close_gate();
+    ws.replace(
+        "web/src/lib.rs",
+        "Content-Type: text/plain",
+        "Content-Type: text/plain; charset=utf-8",
+    );
+    let first = hot.build_started();
+    assert_eq!(first["targets"], serde_json::json!(["api"]));
+    let blocked = cargo.blocked_build();
+
+    // The worker changes while the api's build is still running.
+    ws.replace("worker/src/main.rs", "started with", "began with");
+    let cancelled = hot.wait_event("build-cancelled", EVENT_TIMEOUT, |_| true);
+    assert_eq!(cancelled["targets"], serde_json::json!(["api"]));
+    let second = hot.build_started();
+    assert_eq!(second["targets"], serde_json::json!(["api", "worker"]));
+    assert!(
+        !alive(blocked),
+        "the cancelled cargo {blocked} is gone before the next build starts"
+    );
+    let finished = hot.wait_event("build-finished", BUILD_TIMEOUT, |_| true);
+    assert_eq!(finished["ok"], true, "{}", hot.stderr());
+    let [new_api, new_worker] = hot.started_all(["api", "worker"]);
+    assert_ne!(new_api, api);
+    assert_ne!(new_worker, worker);
+    hot.output("worker", "worker v1 began with");
+
+    // One completed build, one restart each: nothing stale was started in between.
+    ws.write("docs/README.md", "sentinel\n");
+    hot.wait_event("change", EVENT_TIMEOUT, |_| true);
+    let events = hot.since(mark);
+    let count = |kind: &str, target: Option<&str>| {
+        events
+            .iter()
+            .filter(|e| e["event"] == kind && target.is_none_or(|t| e["target"] == t))
+            .count()
+    };
+    assert_eq!(count("build-finished", None), 1, "{}", hot.history());
+    assert_eq!(count("started", Some("api")), 1, "{}", hot.history());
+    assert_eq!(count("started", Some("worker")), 1, "{}", hot.history());
+    // CARGO named the cargo that ran every step: metadata and builds went through it.
+    let log = cargo.log();
+    assert!(log.lines().any(|l| l.starts_with("metadata ")), "{log}");
+    assert_eq!(
+        log.lines().filter(|l| l.starts_with("build ")).count(),
+        3,
+        "{log}"
+    );
+}
+
+#[test]
+fn ctrl_c_during_a_build_stops_cargo_and_every_target() {
+    let ws = Workspace::new();
+    let cargo = GatedCargo::new();
+    let mut hot = ws.hot_with_env(&["-p", "api"], &[("CARGO", &cargo.program())]);
+    let api = hot.started("api");
+
+    cargo.close_gate();
+    ws.replace("core/src/lib.rs", "\"v1\"", "\"v2\"");
+    hot.build_started();
+    let blocked = cargo.blocked_build();
+    hot.signal(libc::SIGINT);
+    hot.wait_event("quit", EVENT_TIMEOUT, |_| true);
+    assert_eq!(hot.wait_exit(EVENT_TIMEOUT), Some(0));
+    assert!(!alive(blocked), "the build was stopped");
+    assert!(!alive(api), "the target was stopped");
+}
+
+#[test]
+fn sighup_stops_everything() {
+    let ws = Workspace::new();
+    let mut hot = ws.hot(&["--bin", "api", "--bin", "worker"]);
+    let [api, worker] = hot.started_all(["api", "worker"]);
+
+    hot.signal(libc::SIGHUP);
+    let stopping = hot.wait_event("stopping", EVENT_TIMEOUT, |_| true);
+    assert_eq!(stopping["signal"], "SIGTERM");
+    hot.wait_event("quit", EVENT_TIMEOUT, |_| true);
+    assert_eq!(hot.wait_exit(EVENT_TIMEOUT), Some(0));
+    assert!(!alive(api) && !alive(worker));
+}
+
+#[test]
+fn the_stop_signal_is_configurable() {
+    let ws = Workspace::new();
+    // `stubborn` ignores SIGTERM but not SIGINT: with --signal SIGINT it stops at once.
+    let mut hot = ws.hot(&[
+        "--example",
+        "stubborn",
+        "--signal",
+        "SIGINT",
+        "--stop-timeout",
+        "60s",
+    ]);
+    let pid = hot.started("stubborn");
+    hot.output("stubborn", "stubborn ready");
+
+    hot.signal(libc::SIGTERM);
+    let stopping = hot.wait_event("stopping", EVENT_TIMEOUT, |e| e["target"] == "stubborn");
+    assert_eq!(stopping["signal"], "SIGINT");
+    let exited = hot.wait_event("exited", EVENT_TIMEOUT, |e| e["target"] == "stubborn");
+    assert_eq!(exited["signal"], libc::SIGINT, "{exited}");
+    assert!(
+        !hot.history().contains("\"killed\""),
+        "no SIGKILL was needed:\n{}",
+        hot.history()
+    );
+    assert_eq!(hot.wait_exit(EVENT_TIMEOUT), Some(0));
+    assert!(!alive(pid));
+}
+
+#[test]
+fn the_running_copy_is_staged_and_old_copies_are_cleaned_up() {
+    let ws = Workspace::new();
+    let mut hot = ws.hot(&["-p", "api"]);
+    let started = hot.wait_event("started", BUILD_TIMEOUT, |e| e["target"] == "api");
+    let first = std::path::PathBuf::from(started["executable"].as_str().unwrap());
+    assert_eq!(first.parent(), Some(ws.path("target/hot").as_path()));
+    let mut pid = started["pid"].as_u64().unwrap() as u32;
+
+    for (from, to) in [("\"v1\"", "\"v2\""), ("\"v2\"", "\"v3\"")] {
+        ws.replace("core/src/lib.rs", from, to);
+        let old = pid;
+        pid = hot.started("api");
+        // The engine cleans up as it learns of the exit, before it reports it.
+        hot.exited(old);
+    }
+    let mut copies: Vec<String> = std::fs::read_dir(ws.path("target/hot"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    copies.sort();
+    assert!(!first.exists(), "the first copy is gone: {copies:?}");
+    assert_eq!(copies.len(), 1, "only the running copy is left: {copies:?}");
+    let port = hot.api_port();
+    assert_eq!(http_get(port, "/").as_deref(), Some("api v3\n"));
+}
