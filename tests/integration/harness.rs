@@ -383,6 +383,11 @@ impl Hot {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// cargo-hot's own pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn signal(&self, signal: i32) {
         unsafe { libc::kill(self.child.id() as i32, signal) };
     }

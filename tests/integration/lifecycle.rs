@@ -394,3 +394,70 @@ fn the_running_copy_is_staged_and_old_copies_are_cleaned_up() {
     let port = hot.api_port();
     assert_eq!(http_get(port, "/").as_deref(), Some("api v3\n"));
 }
+
+#[test]
+fn a_new_dependency_edge_counts_once_the_manifest_is_saved() {
+    let ws = Workspace::new();
+    let mut hot = ws.hot(&["--bin", "api", "--bin", "worker"]);
+    hot.started_all(["api", "worker"]);
+
+    ws.replace(
+        "worker/Cargo.toml",
+        "worker-tasks = { path = \"tasks\" }",
+        "worker-tasks = { path = \"tasks\" }\nweb = { path = \"../web\" }",
+    );
+    hot.wait_event("metadata-reloaded", EVENT_TIMEOUT, |_| true);
+    hot.started("worker");
+
+    ws.replace(
+        "web/src/lib.rs",
+        "Content-Type: text/plain",
+        "Content-Type: text/plain; charset=utf-8",
+    );
+    let affected = hot.wait_event("affected", EVENT_TIMEOUT, |e| {
+        e["targets"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t["why"] == "web → worker"))
+    });
+    assert_eq!(
+        whys(&affected),
+        ["api: web → api", "worker: web → worker"],
+        "{affected}"
+    );
+}
+
+#[test]
+fn a_new_member_is_run_under_workspace_and_stopped_when_removed() {
+    let ws = Workspace::new();
+    let mut hot = ws.hot(&["--workspace"]);
+    hot.started_all(["api", "worker"]);
+
+    ws.write(
+        "tools/Cargo.toml",
+        "[package]\nname = \"tools\"\nversion.workspace = true\nedition.workspace = true\n\n\
+         [dependencies]\ncore = { path = \"../core\" }\n",
+    );
+    ws.write(
+        "tools/src/main.rs",
+        "fn main() {\n    println!(\"{} ready\", core::describe(\"tools\"));\n    \
+         loop {\n        std::thread::park();\n    }\n}\n",
+    );
+    let members = "\"worker\", \"worker/tasks\"]";
+    ws.replace(
+        "Cargo.toml",
+        members,
+        "\"worker\", \"worker/tasks\", \"tools\"]",
+    );
+    hot.wait_event("metadata-reloaded", EVENT_TIMEOUT, |_| true);
+    let tools = hot.started("tools");
+    hot.output("tools", "tools v1 ready");
+
+    ws.replace(
+        "Cargo.toml",
+        "\"worker\", \"worker/tasks\", \"tools\"]",
+        members,
+    );
+    let stopping = hot.wait_event("stopping", EVENT_TIMEOUT, |e| e["target"] == "tools");
+    assert_eq!(stopping["pid"], tools);
+    assert!(wait_gone(tools, Duration::from_secs(10)));
+}
