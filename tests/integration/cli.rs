@@ -150,10 +150,142 @@ fn several_targets_share_the_terminal_with_prefixed_lines() {
         let line = lines
             .recv_timeout(BUILD_TIMEOUT)
             .unwrap_or_else(|_| panic!("no prefixed lines of both targets; got {seen:?}"));
-        api |= line.starts_with("api    | api listening on http://127.0.0.1:");
-        worker |= line.starts_with("worker | worker v1 started with");
+        // `api    | api listening on …`: the name first, then the target's own line (the
+        // exact decoration is the terminal UI's business).
+        let prefixed = |name: &str, own: &str| {
+            line.starts_with(name) && !line.starts_with(own) && line.contains(own)
+        };
+        api |= prefixed("api", "api listening on http://127.0.0.1:");
+        worker |= prefixed("worker", "worker v1 started with");
         seen.push(line);
     }
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn cargo_options_pass_through_and_the_artifact_names_the_executable() {
+    let ws = Workspace::new();
+    let cargo = GatedCargo::new();
+    let mut hot = ws.hot_with_env(
+        &[
+            "-p",
+            "api",
+            "--release",
+            "--no-default-features",
+            "--offline",
+        ],
+        &[("CARGO", &cargo.program()), ("CARGO_TERM_COLOR", "always")],
+    );
+    let build = hot.build_started();
+    let command = build["command"].as_str().unwrap();
+    for flag in [
+        "--message-format=json-render-diagnostics",
+        "--color always",
+        "--release",
+        "--no-default-features",
+        "--offline",
+        "-p api --bin api",
+    ] {
+        assert!(command.contains(flag), "{flag} missing from {command}");
+    }
+    hot.started("api");
+    // A release build: the executable came from cargo's `compiler-artifact` message, not
+    // from guessing target/debug.
+    assert!(ws.path("target/release/api").exists());
+    let log = cargo.log();
+    let metadata = log.lines().find(|l| l.starts_with("metadata")).unwrap();
+    assert!(
+        metadata.contains("--no-default-features") && metadata.contains("--offline"),
+        "{metadata}"
+    );
+}
+
+#[test]
+fn manifest_path_from_another_directory_picks_that_package() {
+    let ws = Workspace::new();
+    let mut hot = Hot::start_argv(
+        &ws.path("docs"),
+        &[
+            "hot",
+            "--manifest-path",
+            "../api/Cargo.toml",
+            "--json",
+            "--json-output",
+        ],
+        &[],
+    );
+    let watching = hot.wait_event("watching", EVENT_TIMEOUT, |_| true);
+    assert_eq!(watching["targets"], serde_json::json!(["api"]));
+    hot.started("api");
+}
+
+#[test]
+fn a_single_target_runs_in_its_own_group_on_our_own_output() {
+    let ws = Workspace::new();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cargo-hot"))
+        .args(["hot", "-p", "api", "--color", "never"])
+        .current_dir(ws.root())
+        .env_remove("CARGO_TARGET_DIR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .expect("spawn cargo-hot");
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    let err_tx = tx.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(("stdout", line));
+        }
+    });
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = err_tx.send(("stderr", line));
+        }
+    });
+    let mut seen = Vec::new();
+    loop {
+        let (stream, line) = lines
+            .recv_timeout(BUILD_TIMEOUT)
+            .unwrap_or_else(|_| panic!("the api printed nothing; got {seen:?}"));
+        // Unprefixed: the one target writes to the very stdout we gave cargo-hot.
+        if stream == "stdout" && line.starts_with("api listening on http://") {
+            break;
+        }
+        seen.push((stream, line));
+    }
+    let pid = child_named(child.id(), "api").expect("cargo-hot runs the api as its child");
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = stat.rsplit(')').next().unwrap();
+    let pgrp: u32 = after_name
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(pgrp, pid, "the target leads its own process group");
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert!(child.wait().unwrap().success());
+    assert!(!alive(pid));
+}
+
+/// The child of `parent` whose argv[0] is `name` (cargo-hot runs each target under its name).
+fn child_named(parent: u32, name: &str) -> Option<u32> {
+    let tasks = std::fs::read_dir(format!("/proc/{parent}/task")).ok()?;
+    tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("children")).ok())
+        .flat_map(|children| {
+            children
+                .split_whitespace()
+                .filter_map(|pid| pid.parse::<u32>().ok())
+                .collect::<Vec<_>>()
+        })
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmdline| cmdline.split(|&b| b == 0).next() == Some(name.as_bytes()))
+        })
 }
