@@ -31,6 +31,13 @@ fn template() -> &'static Path {
     static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
     TEMPLATE.get_or_init(|| {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fixture-template");
+        // The README's demo has newcomers edit the fixture; the tests expect it as committed.
+        let version = fs::read_to_string(fixture_source().join("core/src/lib.rs")).unwrap();
+        assert!(
+            version.contains("pub const VERSION: &str = \"v1\";"),
+            "fixtures/workspace/core/src/lib.rs was edited (the README's demo?); the tests \
+             expect the committed fixture: run `git checkout fixtures/workspace`"
+        );
         // Sources are refreshed every run (the fixture may have changed); the target dir is
         // kept between runs, so cargo only rebuilds what did change.
         for entry in fs::read_dir(fixture_source()).expect("read fixtures/workspace") {
