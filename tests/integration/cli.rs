@@ -199,6 +199,22 @@ fn cargo_options_pass_through_and_the_artifact_names_the_executable() {
         metadata.contains("--no-default-features") && metadata.contains("--offline"),
         "{metadata}"
     );
+    drop(hot);
+
+    let mut hot = ws.hot(&[
+        "-p",
+        "api",
+        "--profile",
+        "dev",
+        "--all-features",
+        "--frozen",
+    ]);
+    let build = hot.build_started();
+    let command = build["command"].as_str().unwrap();
+    for flag in ["--profile dev", "--all-features", "--frozen"] {
+        assert!(command.contains(flag), "{flag} missing from {command}");
+    }
+    hot.started("api");
 }
 
 #[test]
