@@ -461,3 +461,43 @@ fn a_new_member_is_run_under_workspace_and_stopped_when_removed() {
     assert_eq!(stopping["pid"], tools);
     assert!(wait_gone(tools, Duration::from_secs(10)));
 }
+
+#[test]
+fn a_failed_first_build_starts_the_target_once_it_is_fixed() {
+    let ws = Workspace::new();
+    ws.replace(
+        "core/src/lib.rs",
+        "pub const VERSION",
+        "pub const VERSION: &str = ;\nconst OLD",
+    );
+    let mut hot = ws.hot(&["-p", "api"]);
+    let finished = hot.wait_event("build-finished", BUILD_TIMEOUT, |_| true);
+    assert_eq!(finished["ok"], false);
+    assert!(!hot.history().contains("\"started\""), "{}", hot.history());
+
+    // A fix anywhere the api depends on brings it up.
+    ws.replace(
+        "core/src/lib.rs",
+        "pub const VERSION: &str = ;\nconst OLD",
+        "pub const VERSION",
+    );
+    hot.started("api");
+    let port = hot.api_port();
+    assert_eq!(http_get(port, "/").as_deref(), Some("api v1\n"));
+}
+
+#[test]
+fn a_second_ctrl_c_kills_a_target_that_takes_its_time() {
+    let ws = Workspace::new();
+    let mut hot = ws.hot(&["--example", "stubborn", "--stop-timeout", "10m"]);
+    let pid = hot.started("stubborn");
+    hot.output("stubborn", "stubborn ready");
+
+    hot.signal(libc::SIGINT);
+    hot.wait_event("stopping", EVENT_TIMEOUT, |e| e["target"] == "stubborn");
+    hot.signal(libc::SIGINT);
+    let exited = hot.wait_event("exited", EVENT_TIMEOUT, |e| e["target"] == "stubborn");
+    assert_eq!(exited["signal"], libc::SIGKILL);
+    assert_eq!(hot.wait_exit(EVENT_TIMEOUT), Some(0));
+    assert!(!alive(pid));
+}
