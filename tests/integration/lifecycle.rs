@@ -503,3 +503,22 @@ fn a_second_ctrl_c_kills_a_target_that_takes_its_time() {
     assert_eq!(hot.wait_exit(EVENT_TIMEOUT), Some(0));
     assert!(!alive(pid));
 }
+
+#[test]
+fn sigkill_of_cargo_hot_during_a_build_leaves_no_cargo_behind() {
+    let ws = Workspace::new();
+    let cargo = GatedCargo::new();
+    let mut hot = ws.hot_with_env(&["-p", "api"], &[("CARGO", &cargo.program())]);
+    let api = hot.started("api");
+
+    cargo.close_gate();
+    ws.replace("core/src/lib.rs", "\"v1\"", "\"v2\"");
+    hot.build_started();
+    let blocked = cargo.blocked_build();
+    hot.signal(libc::SIGKILL);
+    assert!(
+        wait_gone(blocked, Duration::from_secs(2)),
+        "the build survived SIGKILL of cargo hot"
+    );
+    assert!(wait_gone(api, Duration::from_secs(2)));
+}
