@@ -276,8 +276,7 @@ impl Engine {
                     self.pending.paths.entry(change.path).or_insert(change.kind);
                 }
                 let first = *self.pending.first.get_or_insert(now);
-                let settle = now + self.config.debounce;
-                self.pending.deadline = Some(settle.min(first + MAX_SETTLE));
+                self.pending.deadline = Some(settle_deadline(first, now, self.config.debounce));
             }
             WatchMsg::Warning(message) => self.ui.emit(&Event::Warning { message }),
             WatchMsg::FellBackToPolling { reason } => {
@@ -538,6 +537,8 @@ impl Engine {
                 let targets = &self.targets;
                 self.jobs
                     .retain(|job| targets.contains(&job.target) || job.is_alive());
+                // A replaced process is gone: its staged copy is of no more use.
+                self.remove_stale_copies();
                 self.flush(events);
             }
         }
@@ -694,16 +695,19 @@ impl Engine {
     }
 
     fn remove_stale_copies(&mut self) {
-        for job in &self.jobs {
-            let keep: Vec<&Path> = job
-                .staged_in_use()
-                .chain(job.latest.as_ref())
+        let names: BTreeSet<&str> = self.jobs.iter().map(|j| j.target.name.as_str()).collect();
+        for name in names {
+            // Two packages may both have a `cli` binary; their copies share the name.
+            let keep: Vec<&Path> = self
+                .jobs
+                .iter()
+                .filter(|job| job.target.name == name)
+                .flat_map(|job| job.staged_in_use().chain(job.latest.as_ref()))
                 .map(|s| s.path.as_path())
                 .collect();
-            if let Err(error) = build::remove_stale(&self.hot_dir, &job.target.name, &keep) {
-                self.ui.emit(&Event::Warning {
-                    message: format!("{error:#}"),
-                });
+            if let Err(error) = build::remove_stale(&self.hot_dir, name, &keep) {
+                let message = format!("{error:#}");
+                self.ui.emit(&Event::Warning { message });
                 return;
             }
         }
@@ -946,6 +950,14 @@ impl Processes for LiveProcesses {
     }
 }
 
+/// When a burst whose first event came at `first` and latest at `last` is built: after
+/// `debounce` of quiet, but no later than [`MAX_SETTLE`] (or twice a longer `--debounce`)
+/// after its first event, so a file rewritten every few milliseconds still gets built.
+fn settle_deadline(first: Instant, last: Instant, debounce: Duration) -> Instant {
+    let cap = MAX_SETTLE.max(debounce * 2);
+    (last + debounce).min(first + cap)
+}
+
 /// A file created and gone again within one burst is some tool's temporary file (`sed -i`,
 /// an editor's atomic save under a name we do not know): it changed nothing that stays.
 fn is_transient(path: &Path, first: ChangeKind) -> bool {
@@ -988,4 +1000,25 @@ fn forward_signals(tx: Sender<i32>) -> Result<signal_hook::iterator::Handle> {
         })
         .context("failed to start the signal thread")?;
     Ok(handle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_settles_after_the_quiet_period_within_a_cap() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let debounce = ms(50);
+        assert_eq!(settle_deadline(t0, t0, debounce), t0 + ms(50));
+        assert_eq!(settle_deadline(t0, t0 + ms(500), debounce), t0 + ms(550));
+        // A never-ending trickle is built 1 s after it began.
+        assert_eq!(settle_deadline(t0, t0 + ms(990), debounce), t0 + MAX_SETTLE);
+        // A long --debounce is honoured, not cut to the 1 s cap.
+        let long = Duration::from_secs(2);
+        assert_eq!(settle_deadline(t0, t0, long), t0 + long);
+        assert_eq!(settle_deadline(t0, t0 + ms(1500), long), t0 + ms(3500));
+        assert_eq!(settle_deadline(t0, t0 + ms(3000), long), t0 + 2 * long);
+    }
 }

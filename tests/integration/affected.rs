@@ -103,3 +103,52 @@ fn an_unknown_binary_is_a_clear_error_listing_the_candidates() {
     assert!(!ok);
     assert!(stderr.contains("apj") && stderr.contains("api"), "{stderr}");
 }
+
+#[test]
+fn workspace_level_cargo_config_and_toolchain_affect_everything() {
+    let ws = Workspace::new();
+    for path in [
+        ".cargo/config.toml",
+        "rust-toolchain.toml",
+        "rust-toolchain",
+    ] {
+        let report = json(&ws, &[path]);
+        assert_eq!(
+            report["targets"].as_array().unwrap().len(),
+            2,
+            "{path}: {report}"
+        );
+        assert_eq!(report["reload"], true, "{path}");
+    }
+}
+
+#[test]
+fn tests_and_benches_never_affect_a_running_binary() {
+    let ws = Workspace::new();
+    let report = json(&ws, &["api/tests/smoke.rs", "worker/benches/queue.rs"]);
+    assert_eq!(report["targets"], serde_json::json!([]), "{report}");
+}
+
+#[test]
+fn build_scripts_and_nested_packages_belong_to_their_package() {
+    let ws = Workspace::new();
+    assert_eq!(
+        whys(&json(&ws, &["jobs/build.rs"])),
+        ["worker: jobs → worker"]
+    );
+    assert_eq!(whys(&json(&ws, &["api/build.rs"])), ["api: api"]);
+    assert_eq!(
+        whys(&json(&ws, &["worker/tasks/Cargo.toml"])),
+        ["worker: worker-tasks → worker"]
+    );
+}
+
+#[test]
+fn workspace_with_exclude_narrows_the_question() {
+    let ws = Workspace::new();
+    let report = json(
+        &ws,
+        &["--workspace", "--exclude", "worker", "core/src/lib.rs"],
+    );
+    assert_eq!(whys(&report), ["api: core → api"]);
+}

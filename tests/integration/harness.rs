@@ -31,6 +31,13 @@ fn template() -> &'static Path {
     static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
     TEMPLATE.get_or_init(|| {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fixture-template");
+        // The README's demo has newcomers edit the fixture; the tests expect it as committed.
+        let version = fs::read_to_string(fixture_source().join("core/src/lib.rs")).unwrap();
+        assert!(
+            version.contains("pub const VERSION: &str = \"v1\";"),
+            "fixtures/workspace/core/src/lib.rs was edited (the README's demo?); the tests \
+             expect the committed fixture: run `git checkout fixtures/workspace`"
+        );
         // Sources are refreshed every run (the fixture may have changed); the target dir is
         // kept between runs, so cargo only rebuilds what did change.
         for entry in fs::read_dir(fixture_source()).expect("read fixtures/workspace") {
@@ -168,11 +175,16 @@ pub struct Hot {
 
 impl Hot {
     pub fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Hot {
+        let mut argv = vec!["hot", "--json", "--json-output"];
+        argv.extend_from_slice(args);
+        Hot::start_argv(dir, &argv, env)
+    }
+
+    /// Starts `cargo-hot ARGV` exactly as given (no `hot`, no `--json` added), in `dir`.
+    /// `ARGV` must ask for `--json --json-output`: stdout is read as the event stream.
+    pub fn start_argv(dir: &Path, argv: &[&str], env: &[(&str, &str)]) -> Hot {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cargo-hot"));
-        cmd.arg("hot")
-            .arg("--json")
-            .arg("--json-output")
-            .args(args)
+        cmd.args(argv)
             .current_dir(dir)
             .env_remove("CARGO_TARGET_DIR")
             .env_remove("CARGO_BUILD_TARGET_DIR")
@@ -298,6 +310,14 @@ impl Hot {
         self.wait_event("build-started", BUILD_TIMEOUT, |_| true)
     }
 
+    /// The `exited` event of the process `pid`, whenever it came (the cursor does not move).
+    pub fn exited(&mut self, pid: u32) -> Value {
+        let at = self.receive_until(&format!("exit of {pid}"), EVENT_TIMEOUT, 0, |_, e| {
+            e["event"] == "exited" && e["pid"] == pid
+        });
+        self.seen[at].clone()
+    }
+
     /// The oldest unclaimed `output` line of `target` containing `needle`.
     pub fn output(&mut self, target: &str, needle: &str) -> String {
         let what = format!("output of {target} containing {needle:?}");
@@ -375,6 +395,11 @@ impl Hot {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// cargo-hot's own pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn signal(&self, signal: i32) {
         unsafe { libc::kill(self.child.id() as i32, signal) };
     }
@@ -447,6 +472,91 @@ pub fn wait_gone(pid: u32, timeout: Duration) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
     true
+}
+
+/// A port no one listens on right now (the OS picks it; it is free again once we close it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits (bounded) until `path` exists; its contents.
+pub fn wait_file(path: &Path, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(text) = fs::read_to_string(path) {
+            if text.ends_with('\n') {
+                return text;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} did not appear within {timeout:?}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A stand-in for cargo, passed to cargo-hot as `CARGO`: it logs every command line and runs
+/// the real cargo, except that a `build` started while the gate is closed opens the gate,
+/// writes its pid and blocks until it is signalled. That makes "a build is running" a state a
+/// test can hold on to.
+pub struct GatedCargo {
+    dir: tempfile::TempDir,
+}
+
+impl GatedCargo {
+    pub fn new() -> GatedCargo {
+        let dir = tempfile::Builder::new()
+            .prefix("cargo-hot-gated-")
+            .tempdir()
+            .unwrap();
+        let real = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let script = r#"#!/bin/sh
+echo "$*" >> 'DIR/log'
+if [ "$1" = build ] && [ -e 'DIR/gate' ]; then
+    rm -f 'DIR/gate'
+    echo $$ > 'DIR/pid'
+    exec sleep 1000
+fi
+exec 'REAL' "$@"
+"#
+        .replace("DIR", &dir.path().to_string_lossy())
+        .replace("REAL", &real);
+        let path = dir.path().join("cargo");
+        fs::write(&path, script).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        GatedCargo { dir }
+    }
+
+    /// The program to pass as `CARGO`.
+    pub fn program(&self) -> String {
+        self.dir.path().join("cargo").to_string_lossy().into_owned()
+    }
+
+    /// The next `cargo build` blocks.
+    pub fn close_gate(&self) {
+        let _ = fs::remove_file(self.dir.path().join("pid"));
+        fs::write(self.dir.path().join("gate"), "").unwrap();
+    }
+
+    /// Waits until a build is blocked at the gate; its pid.
+    pub fn blocked_build(&self) -> u32 {
+        wait_file(&self.dir.path().join("pid"), BUILD_TIMEOUT)
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    /// Every cargo command line run so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+    }
 }
 
 /// The targets of an `affected` event or report, as `target: why` lines.

@@ -244,3 +244,281 @@ fn grandchildren_go_with_their_target() {
         "grandchild {second} survived quitting"
     );
 }
+
+#[test]
+fn a_change_during_a_build_cancels_it_and_builds_the_union_once() {
+    let ws = Workspace::new();
+    let cargo = GatedCargo::new();
+    // A generous quiet period: one write must not become two bursts on a loaded machine,
+    // or the count of builds below would be off by one.
+    let mut hot = ws.hot_with_env(
+        &["--bin", "api", "--bin", "worker", "--debounce", "300ms"],
+        &[("CARGO", &cargo.program())],
+    );
+    let [api, worker] = hot.started_all(["api", "worker"]);
+    hot.output("worker", "worker v1 started with");
+    let mark = hot.mark();
+
+    cargo.close_gate();
+    ws.replace(
+        "web/src/lib.rs",
+        "Content-Type: text/plain",
+        "Content-Type: text/plain; charset=utf-8",
+    );
+    let first = hot.build_started();
+    assert_eq!(first["targets"], serde_json::json!(["api"]));
+    let blocked = cargo.blocked_build();
+
+    // The worker changes while the api's build is still running.
+    ws.replace("worker/src/main.rs", "started with", "began with");
+    let cancelled = hot.wait_event("build-cancelled", EVENT_TIMEOUT, |_| true);
+    assert_eq!(cancelled["targets"], serde_json::json!(["api"]));
+    let second = hot.build_started();
+    assert_eq!(second["targets"], serde_json::json!(["api", "worker"]));
+    assert!(
+        !alive(blocked),
+        "the cancelled cargo {blocked} is gone before the next build starts"
+    );
+    let finished = hot.wait_event("build-finished", BUILD_TIMEOUT, |_| true);
+    assert_eq!(finished["ok"], true, "{}", hot.stderr());
+    let [new_api, new_worker] = hot.started_all(["api", "worker"]);
+    assert_ne!(new_api, api);
+    assert_ne!(new_worker, worker);
+    hot.output("worker", "worker v1 began with");
+
+    // One completed build, one restart each: nothing stale was started in between.
+    ws.write("docs/README.md", "sentinel\n");
+    hot.wait_event("change", EVENT_TIMEOUT, |_| true);
+    let events = hot.since(mark);
+    let count = |kind: &str, target: Option<&str>| {
+        events
+            .iter()
+            .filter(|e| e["event"] == kind && target.is_none_or(|t| e["target"] == t))
+            .count()
+    };
+    assert_eq!(count("build-finished", None), 1, "{}", hot.history());
+    assert_eq!(count("started", Some("api")), 1, "{}", hot.history());
+    assert_eq!(count("started", Some("worker")), 1, "{}", hot.history());
+    // CARGO named the cargo that ran every step: metadata and builds went through it.
+    let log = cargo.log();
+    assert!(log.lines().any(|l| l.starts_with("metadata ")), "{log}");
+    assert_eq!(
+        log.lines().filter(|l| l.starts_with("build ")).count(),
+        3,
+        "{log}"
+    );
+}
+
+#[test]
+fn ctrl_c_during_a_build_stops_cargo_and_every_target() {
+    let ws = Workspace::new();
+    let cargo = GatedCargo::new();
+    let mut hot = ws.hot_with_env(&["-p", "api"], &[("CARGO", &cargo.program())]);
+    let api = hot.started("api");
+
+    cargo.close_gate();
+    ws.replace("core/src/lib.rs", "\"v1\"", "\"v2\"");
+    hot.build_started();
+    let blocked = cargo.blocked_build();
+    hot.signal(libc::SIGINT);
+    hot.wait_event("quit", EVENT_TIMEOUT, |_| true);
+    assert_eq!(hot.wait_exit(EVENT_TIMEOUT), Some(0));
+    assert!(!alive(blocked), "the build was stopped");
+    assert!(!alive(api), "the target was stopped");
+}
+
+#[test]
+fn sighup_stops_everything() {
+    let ws = Workspace::new();
+    let mut hot = ws.hot(&["--bin", "api", "--bin", "worker"]);
+    let [api, worker] = hot.started_all(["api", "worker"]);
+
+    hot.signal(libc::SIGHUP);
+    let stopping = hot.wait_event("stopping", EVENT_TIMEOUT, |_| true);
+    assert_eq!(stopping["signal"], "SIGTERM");
+    hot.wait_event("quit", EVENT_TIMEOUT, |_| true);
+    assert_eq!(hot.wait_exit(EVENT_TIMEOUT), Some(0));
+    assert!(!alive(api) && !alive(worker));
+}
+
+#[test]
+fn the_stop_signal_is_configurable() {
+    let ws = Workspace::new();
+    // `stubborn` ignores SIGTERM but not SIGINT: with --signal SIGINT it stops at once.
+    let mut hot = ws.hot(&[
+        "--example",
+        "stubborn",
+        "--signal",
+        "SIGINT",
+        "--stop-timeout",
+        "60s",
+    ]);
+    let pid = hot.started("stubborn");
+    hot.output("stubborn", "stubborn ready");
+
+    hot.signal(libc::SIGTERM);
+    let stopping = hot.wait_event("stopping", EVENT_TIMEOUT, |e| e["target"] == "stubborn");
+    assert_eq!(stopping["signal"], "SIGINT");
+    let exited = hot.wait_event("exited", EVENT_TIMEOUT, |e| e["target"] == "stubborn");
+    assert_eq!(exited["signal"], libc::SIGINT, "{exited}");
+    assert!(
+        !hot.history().contains("\"killed\""),
+        "no SIGKILL was needed:\n{}",
+        hot.history()
+    );
+    assert_eq!(hot.wait_exit(EVENT_TIMEOUT), Some(0));
+    assert!(!alive(pid));
+}
+
+#[test]
+fn the_running_copy_is_staged_and_old_copies_are_cleaned_up() {
+    let ws = Workspace::new();
+    let mut hot = ws.hot(&["-p", "api"]);
+    let started = hot.wait_event("started", BUILD_TIMEOUT, |e| e["target"] == "api");
+    let first = std::path::PathBuf::from(started["executable"].as_str().unwrap());
+    assert_eq!(first.parent(), Some(ws.path("target/hot").as_path()));
+    let mut pid = started["pid"].as_u64().unwrap() as u32;
+
+    for (from, to) in [("\"v1\"", "\"v2\""), ("\"v2\"", "\"v3\"")] {
+        ws.replace("core/src/lib.rs", from, to);
+        let old = pid;
+        pid = hot.started("api");
+        // The engine cleans up as it learns of the exit, before it reports it.
+        hot.exited(old);
+    }
+    let mut copies: Vec<String> = std::fs::read_dir(ws.path("target/hot"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    copies.sort();
+    assert!(!first.exists(), "the first copy is gone: {copies:?}");
+    assert_eq!(copies.len(), 1, "only the running copy is left: {copies:?}");
+    let port = hot.api_port();
+    assert_eq!(http_get(port, "/").as_deref(), Some("api v3\n"));
+}
+
+#[test]
+fn a_new_dependency_edge_counts_once_the_manifest_is_saved() {
+    let ws = Workspace::new();
+    let mut hot = ws.hot(&["--bin", "api", "--bin", "worker"]);
+    hot.started_all(["api", "worker"]);
+
+    ws.replace(
+        "worker/Cargo.toml",
+        "worker-tasks = { path = \"tasks\" }",
+        "worker-tasks = { path = \"tasks\" }\nweb = { path = \"../web\" }",
+    );
+    hot.wait_event("metadata-reloaded", EVENT_TIMEOUT, |_| true);
+    hot.started("worker");
+
+    ws.replace(
+        "web/src/lib.rs",
+        "Content-Type: text/plain",
+        "Content-Type: text/plain; charset=utf-8",
+    );
+    let affected = hot.wait_event("affected", EVENT_TIMEOUT, |e| {
+        e["targets"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t["why"] == "web → worker"))
+    });
+    assert_eq!(
+        whys(&affected),
+        ["api: web → api", "worker: web → worker"],
+        "{affected}"
+    );
+}
+
+#[test]
+fn a_new_member_is_run_under_workspace_and_stopped_when_removed() {
+    let ws = Workspace::new();
+    let mut hot = ws.hot(&["--workspace"]);
+    hot.started_all(["api", "worker"]);
+
+    ws.write(
+        "tools/Cargo.toml",
+        "[package]\nname = \"tools\"\nversion.workspace = true\nedition.workspace = true\n\n\
+         [dependencies]\ncore = { path = \"../core\" }\n",
+    );
+    ws.write(
+        "tools/src/main.rs",
+        "fn main() {\n    println!(\"{} ready\", core::describe(\"tools\"));\n    \
+         loop {\n        std::thread::park();\n    }\n}\n",
+    );
+    let members = "\"worker\", \"worker/tasks\"]";
+    ws.replace(
+        "Cargo.toml",
+        members,
+        "\"worker\", \"worker/tasks\", \"tools\"]",
+    );
+    hot.wait_event("metadata-reloaded", EVENT_TIMEOUT, |_| true);
+    let tools = hot.started("tools");
+    hot.output("tools", "tools v1 ready");
+
+    ws.replace(
+        "Cargo.toml",
+        "\"worker\", \"worker/tasks\", \"tools\"]",
+        members,
+    );
+    let stopping = hot.wait_event("stopping", EVENT_TIMEOUT, |e| e["target"] == "tools");
+    assert_eq!(stopping["pid"], tools);
+    assert!(wait_gone(tools, Duration::from_secs(10)));
+}
+
+#[test]
+fn a_failed_first_build_starts_the_target_once_it_is_fixed() {
+    let ws = Workspace::new();
+    ws.replace(
+        "core/src/lib.rs",
+        "pub const VERSION",
+        "pub const VERSION: &str = ;\nconst OLD",
+    );
+    let mut hot = ws.hot(&["-p", "api"]);
+    let finished = hot.wait_event("build-finished", BUILD_TIMEOUT, |_| true);
+    assert_eq!(finished["ok"], false);
+    assert!(!hot.history().contains("\"started\""), "{}", hot.history());
+
+    // A fix anywhere the api depends on brings it up.
+    ws.replace(
+        "core/src/lib.rs",
+        "pub const VERSION: &str = ;\nconst OLD",
+        "pub const VERSION",
+    );
+    hot.started("api");
+    let port = hot.api_port();
+    assert_eq!(http_get(port, "/").as_deref(), Some("api v1\n"));
+}
+
+#[test]
+fn a_second_ctrl_c_kills_a_target_that_takes_its_time() {
+    let ws = Workspace::new();
+    let mut hot = ws.hot(&["--example", "stubborn", "--stop-timeout", "10m"]);
+    let pid = hot.started("stubborn");
+    hot.output("stubborn", "stubborn ready");
+
+    hot.signal(libc::SIGINT);
+    hot.wait_event("stopping", EVENT_TIMEOUT, |e| e["target"] == "stubborn");
+    hot.signal(libc::SIGINT);
+    let exited = hot.wait_event("exited", EVENT_TIMEOUT, |e| e["target"] == "stubborn");
+    assert_eq!(exited["signal"], libc::SIGKILL);
+    assert_eq!(hot.wait_exit(EVENT_TIMEOUT), Some(0));
+    assert!(!alive(pid));
+}
+
+#[test]
+fn sigkill_of_cargo_hot_during_a_build_leaves_no_cargo_behind() {
+    let ws = Workspace::new();
+    let cargo = GatedCargo::new();
+    let mut hot = ws.hot_with_env(&["-p", "api"], &[("CARGO", &cargo.program())]);
+    let api = hot.started("api");
+
+    cargo.close_gate();
+    ws.replace("core/src/lib.rs", "\"v1\"", "\"v2\"");
+    hot.build_started();
+    let blocked = cargo.blocked_build();
+    hot.signal(libc::SIGKILL);
+    assert!(
+        wait_gone(blocked, Duration::from_secs(2)),
+        "the build survived SIGKILL of cargo hot"
+    );
+    assert!(wait_gone(api, Duration::from_secs(2)));
+}

@@ -2,6 +2,7 @@
 //! All in one test binary so the fixture template is built once.
 
 mod affected;
+mod cli;
 mod handoff;
 mod harness;
 mod lifecycle;

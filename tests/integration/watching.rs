@@ -78,7 +78,7 @@ fn a_burst_of_changes_gives_one_build_and_one_restart() {
     hot.started_all(["api", "worker"]);
     let mark = hot.mark();
 
-    // Like `cargo fmt` + a checkout: sources of every crate and a pile of asset files.
+    // Like `cargo fmt` + a `git checkout` of 500 files: sources of every crate and assets.
     ws.replace("core/src/lib.rs", "\"v1\"", "\"v2\"");
     for file in [
         "web/src/lib.rs",
@@ -88,7 +88,7 @@ fn a_burst_of_changes_gives_one_build_and_one_restart() {
     ] {
         ws.write(file, &ws.read(file));
     }
-    for i in 0..150 {
+    for i in 0..500 {
         ws.write(&format!("api/assets/generated-{i}.txt"), "asset");
     }
     hot.wait_event("build-finished", BUILD_TIMEOUT, |e| e["ok"] == true);
@@ -231,6 +231,117 @@ fn a_custom_target_dir_is_never_watched() {
 
     ws.write("out/debug/noise.rs", "x");
     ws.write("out/fresh-dir/file.rs", "x");
+    let paths = sentinel_change(&ws, &mut hot);
+    assert_eq!(
+        relative(&ws, &paths),
+        ["docs/README.md"],
+        "{}",
+        hot.history()
+    );
+}
+
+#[test]
+fn cargo_target_dir_from_the_environment_is_never_watched() {
+    let ws = Workspace::new();
+    std::fs::rename(ws.path("target"), ws.path("elsewhere")).unwrap();
+    let mut hot = ws.hot_with_env(&["-p", "api"], &[("CARGO_TARGET_DIR", "elsewhere")]);
+    let started = hot.wait_event("started", BUILD_TIMEOUT, |e| e["target"] == "api");
+    let executable = started["executable"].as_str().unwrap();
+    assert!(executable.contains("/elsewhere/hot/api-"), "{executable}");
+
+    ws.write("elsewhere/debug/noise.rs", "x");
+    ws.write("elsewhere/new-dir/file.rs", "x");
+    let paths = sentinel_change(&ws, &mut hot);
+    assert_eq!(
+        relative(&ws, &paths),
+        ["docs/README.md"],
+        "{}",
+        hot.history()
+    );
+}
+
+/// The inode numbers of the directories cargo-hot holds an inotify watch on, from the
+/// kernel's own account in /proc/PID/fdinfo.
+fn inotify_watched_inodes(pid: u32) -> std::collections::HashSet<u64> {
+    let mut inodes = std::collections::HashSet::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fdinfo")).unwrap() {
+        let Ok(info) = std::fs::read_to_string(entry.unwrap().path()) else {
+            continue;
+        };
+        for line in info.lines().filter(|l| l.starts_with("inotify wd:")) {
+            let ino = line
+                .split_whitespace()
+                .find_map(|field| field.strip_prefix("ino:"))
+                .unwrap();
+            inodes.insert(u64::from_str_radix(ino, 16).unwrap());
+        }
+    }
+    inodes
+}
+
+fn dir_inodes(root: &std::path::Path, out: &mut Vec<(u64, std::path::PathBuf)>) {
+    use std::os::unix::fs::MetadataExt;
+    out.push((std::fs::metadata(root).unwrap().ino(), root.to_path_buf()));
+    for entry in std::fs::read_dir(root).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            dir_inodes(&entry.path(), out);
+        }
+    }
+}
+
+#[test]
+fn no_inotify_watch_is_held_inside_target_or_git() {
+    let ws = Workspace::new();
+    // A target dir with thousands of directories, as after a few real builds.
+    for i in 0..2000 {
+        std::fs::create_dir_all(ws.path(&format!("target/debug/build/crate-{i}/out"))).unwrap();
+    }
+    std::fs::create_dir_all(ws.path(".git/objects/ab")).unwrap();
+    let mut hot = ws.hot(&["-p", "api"]);
+    let watching = hot.wait_event("watching", EVENT_TIMEOUT, |_| true);
+    hot.started("api");
+
+    let watched = inotify_watched_inodes(hot.pid());
+    let dirs = watching["dirs"].as_u64().unwrap() as usize;
+    assert_eq!(watched.len(), dirs, "one watch per reported directory");
+    assert!(
+        dirs < 50,
+        "the fixture has a few dozen directories, not {dirs}"
+    );
+    use std::os::unix::fs::MetadataExt;
+    for watched_dir in ["", "core/src", "api/assets", "worker/tasks/src"] {
+        let ino = std::fs::metadata(ws.path(watched_dir)).unwrap().ino();
+        assert!(watched.contains(&ino), "{watched_dir:?} is watched");
+    }
+    let mut never = Vec::new();
+    dir_inodes(&ws.path("target"), &mut never);
+    dir_inodes(&ws.path(".git"), &mut never);
+    dir_inodes(&ws.path("scratch"), &mut never);
+    for (ino, dir) in never {
+        assert!(!watched.contains(&ino), "{} is watched", dir.display());
+    }
+}
+
+#[test]
+fn git_info_exclude_and_global_excludes_are_honoured() {
+    let ws = Workspace::new();
+    ws.write(".git/info/exclude", "/core/generated/\n");
+    let config = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(config.path().join("git")).unwrap();
+    std::fs::write(config.path().join("git/ignore"), "*.globalignore\n").unwrap();
+    let mut hot = ws.hot_with_env(
+        &["-p", "api"],
+        &[("XDG_CONFIG_HOME", config.path().to_str().unwrap())],
+    );
+    hot.started("api");
+
+    // Both are inside `core`: without the rules each would rebuild the api.
+    ws.write("core/generated/table.rs", "excluded by .git/info/exclude");
+    ws.write(
+        "core/src/notes.globalignore",
+        "excluded by the global excludes file",
+    );
     let paths = sentinel_change(&ws, &mut hot);
     assert_eq!(
         relative(&ws, &paths),
