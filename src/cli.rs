@@ -149,6 +149,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration,
           help_heading = "Processes")]
     pub stop_timeout: Duration,
+    /// Give this target the terminal's input (it runs in cargo hot's foreground process
+    /// group, so it can read the terminal); the single-key commands are then off.
+    #[arg(long = "stdin", value_name = "TARGET", help_heading = "Processes")]
+    pub stdin_target: Option<String>,
 
     #[command(flatten)]
     pub output: OutputArgs,
@@ -177,6 +181,10 @@ pub struct OutputArgs {
     /// Coloring: auto, always, never (CARGO_TERM_COLOR and NO_COLOR are honoured).
     #[arg(long, value_name = "WHEN")]
     pub color: Option<ColorChoice>,
+    /// One plain line per event, no live status area, no progress bars, no colours (the
+    /// default when stdout or stderr is not a terminal).
+    #[arg(long, conflicts_with = "json")]
+    pub plain: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -248,6 +256,15 @@ mod tests {
             Some(Duration::from_secs(2))
         );
         assert_eq!(parse(&["cargo-hot"]).run.poll, None);
+    }
+
+    #[test]
+    fn plain_and_stdin_parse() {
+        let cli = parse(&["cargo-hot", "--plain", "--stdin", "api"]);
+        assert!(cli.run.output.plain);
+        assert_eq!(cli.run.stdin_target.as_deref(), Some("api"));
+        let err = Cli::try_parse_from(["cargo-hot", "--plain", "--json"]).unwrap_err();
+        assert!(err.to_string().contains("--json"), "{err}");
     }
 
     #[test]

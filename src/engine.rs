@@ -22,7 +22,7 @@ use crate::build::{self, Build, Progress, Staged};
 use crate::config::{OutputFormat, RunConfig, Verbosity};
 use crate::process::{self, Io, ProcEvent, ProcKey, Reaper, Signal, Spawn, Stream};
 use crate::supervisor::{Job, Processes, StopPolicy};
-use crate::ui::{AffectedTarget, Event, Ui};
+use crate::ui::{AffectedTarget, Event, Key, Ui};
 use crate::watcher::{ChangeKind, WatchMode, WatchMsg, WatchSpec, Watcher};
 use crate::workspace::{self, BuildKnowledge, TargetId, Workspace};
 
@@ -37,6 +37,15 @@ pub fn run(config: RunConfig) -> Result<i32> {
     let metadata = config.cargo.metadata_request(&config.cwd);
     let workspace = workspace::load(&metadata)?;
     let targets = workspace.select(&config.selection, &config.selection_dir())?;
+    if let Some(name) = &config.stdin_target {
+        if !targets.iter().any(|t| &t.name == name) {
+            let selected: Vec<String> = targets.iter().map(ToString::to_string).collect();
+            anyhow::bail!(
+                "--stdin {name}: `{name}` is not one of the selected targets ({}); pass one of them, or select `{name}` with --bin/-p",
+                selected.join(", ")
+            );
+        }
+    }
     ui.set_root(workspace.root().to_path_buf());
 
     let (signal_tx, signal_rx) = crossbeam_channel::unbounded();
@@ -61,6 +70,8 @@ pub fn run(config: RunConfig) -> Result<i32> {
             cwd: config.cwd.clone(),
             inherit_output: !several && config.output.format == OutputFormat::Human,
             manifests: HashMap::new(),
+            stdin_target: config.stdin_target.clone(),
+            foreground: HashMap::new(),
         },
         jobs: Vec::new(),
         targets: Vec::new(),
@@ -71,6 +82,7 @@ pub fn run(config: RunConfig) -> Result<i32> {
         build: None,
         queued: BTreeSet::new(),
         quit: None,
+        restart_all: false,
         hot_dir,
         workspace,
         config,
@@ -79,7 +91,8 @@ pub fn run(config: RunConfig) -> Result<i32> {
     engine.announce_watching();
     let all = engine.targets.clone();
     engine.request_build(all.into_iter().collect(), Instant::now());
-    engine.event_loop(&watch_rx, &proc_rx, &signal_rx)
+    let keys_rx = engine.ui.keys()?.unwrap_or_else(never);
+    engine.event_loop(&watch_rx, &proc_rx, &signal_rx, &keys_rx)
 }
 
 /// What the engine owns.
@@ -97,6 +110,8 @@ struct Engine {
     /// Targets to build once the current (cancelled) build has exited.
     queued: BTreeSet<TargetId>,
     quit: Option<Quit>,
+    /// `r` was pressed: the next good build restarts every target, fresh or not.
+    restart_all: bool,
     hot_dir: PathBuf,
     procs: LiveProcesses,
 }
@@ -129,6 +144,7 @@ enum Input {
     Watch(WatchMsg),
     Proc(ProcEvent),
     Signal(i32),
+    Key(Key),
     Deadline,
 }
 
@@ -138,6 +154,7 @@ impl Engine {
         watch_rx: &Receiver<WatchMsg>,
         proc_rx: &Receiver<ProcEvent>,
         signal_rx: &Receiver<i32>,
+        keys_rx: &Receiver<Key>,
     ) -> Result<i32> {
         loop {
             if self.quit.is_some() && self.build.is_none() && !self.jobs.iter().any(Job::is_alive) {
@@ -159,8 +176,13 @@ impl Engine {
                     // The watcher thread died: report it once, keep supervising.
                     Err(_) => {
                         self.ui.emit(&Event::Error { message: "file watcher stopped".into() });
-                        return self.shutdown_after_watcher_loss(proc_rx, signal_rx);
+                        return self.shutdown_after_watcher_loss(proc_rx, signal_rx, keys_rx);
                     }
+                },
+                recv(keys_rx) -> key => match key {
+                    Ok(key) => Input::Key(key),
+                    // stdin closed: no more keys, and `never()` keeps the select from spinning.
+                    Err(_) => return self.event_loop(watch_rx, proc_rx, signal_rx, &never()),
                 },
                 recv(timer) -> _ => Input::Deadline,
             };
@@ -169,6 +191,7 @@ impl Engine {
                 Input::Watch(msg) => self.on_watch(msg, now),
                 Input::Proc(event) => self.on_proc(event, now),
                 Input::Signal(signal) => self.on_signal(signal, now),
+                Input::Key(key) => self.on_key(key, now),
                 Input::Deadline => {}
             }
             self.on_deadlines(Instant::now());
@@ -180,11 +203,26 @@ impl Engine {
         &mut self,
         proc_rx: &Receiver<ProcEvent>,
         signal_rx: &Receiver<i32>,
+        keys_rx: &Receiver<Key>,
     ) -> Result<i32> {
         self.begin_quit("the file watcher stopped", Instant::now());
         let (_tx, idle) = crossbeam_channel::unbounded();
-        self.event_loop(&idle, proc_rx, signal_rx)?;
+        self.event_loop(&idle, proc_rx, signal_rx, keys_rx)?;
         Ok(1)
+    }
+
+    /// A single-key command from the terminal.
+    fn on_key(&mut self, key: Key, now: Instant) {
+        self.ui.key(key);
+        match key {
+            Key::RebuildAll if self.quit.is_none() => {
+                self.restart_all = true;
+                let all = self.targets.iter().cloned().collect();
+                self.request_build(all, now);
+            }
+            Key::Quit if self.quit.is_none() => self.begin_quit("q pressed", now),
+            Key::RebuildAll | Key::Quit | Key::Clear | Key::Help => {}
+        }
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -447,6 +485,8 @@ impl Engine {
                 None => {}
             },
             ProcEvent::Exited { key, status } => {
+                // From here on its pid may be reused: never signal it alone again.
+                self.procs.foreground.remove(&key);
                 if self.build.as_ref().is_some_and(|b| b.key == key) {
                     let ok = status.code == Some(0);
                     self.on_build_exit(ok, now);
@@ -514,6 +554,7 @@ impl Engine {
             self.start_build(next);
             return;
         }
+        let restart_all = std::mem::take(&mut self.restart_all);
         if !outcome.ok {
             self.ui.cargo_failure(&active.stderr);
             self.ui.emit(&Event::BuildFinished {
@@ -546,6 +587,10 @@ impl Engine {
             let same_as_running = job.running_staged().map(|s| s.digest) == Some(staged.digest);
             if same_as_running {
                 fresh.push(target.to_string());
+                // `r` restarts it anyway: the user asked for a fresh process.
+                if restart_all && job.is_alive() {
+                    swaps.push((index, staged));
+                }
             } else {
                 rebuilt.push(target.to_string());
                 swaps.push((index, staged));
@@ -694,6 +739,13 @@ struct LiveProcesses {
     inherit_output: bool,
     /// Package name → (directory, version), for the CARGO_* variables `cargo run` sets.
     manifests: HashMap<String, (PathBuf, String)>,
+    /// `--stdin`: this target shares our process group, the terminal's foreground group, so
+    /// it can read the terminal (a background group would be stopped by SIGTTIN) and gets
+    /// Ctrl-C from the terminal itself, like a child of a shell script.
+    stdin_target: Option<String>,
+    /// Live processes of the `--stdin` target (key → pid): not group leaders, so they are
+    /// signalled by pid.
+    foreground: HashMap<ProcKey, u32>,
 }
 
 impl Processes for LiveProcesses {
@@ -703,6 +755,7 @@ impl Processes for LiveProcesses {
         } else {
             Io::Lines
         };
+        let foreground = self.stdin_target.as_ref() == Some(&target.name);
         let mut env: Vec<(OsString, OsString)> = vec![("CARGO_HOT".into(), "1".into())];
         if let Some((dir, version)) = self.manifests.get(&target.package) {
             env.push(("CARGO_MANIFEST_DIR".into(), dir.into()));
@@ -718,20 +771,24 @@ impl Processes for LiveProcesses {
             env_remove: Vec::new(),
             // A target in a background process group that reads the terminal would be
             // stopped by SIGTTIN; piped input is safe to share.
-            stdin: if std::io::stdin().is_terminal() {
-                Io::Null
-            } else {
+            stdin: if foreground || !std::io::stdin().is_terminal() {
                 Io::Inherit
+            } else {
+                Io::Null
             },
             stdout: output.clone(),
             stderr: output,
             pass_fds: Vec::new(),
             listen_pid: false,
-            own_group: true,
+            own_group: !foreground,
         };
         let child = process::spawn(&spawn, key, &self.tx)
             .with_context(|| format!("failed to start {}", staged.path.display()))?;
-        self.reaper.track(child.pid);
+        if foreground {
+            self.foreground.insert(key, child.pid);
+        } else {
+            self.reaper.track(child.pid);
+        }
         let next_color = self.colors.len();
         let color = *self.colors.entry(target.to_string()).or_insert(next_color);
         self.owners
@@ -741,7 +798,12 @@ impl Processes for LiveProcesses {
 
     fn signal_group(&mut self, pgid: u32, signal: Signal) {
         // ESRCH is Ok inside; anything else (EPERM) cannot happen for our own children.
-        let _ = process::signal_group(pgid, signal);
+        if self.foreground.values().any(|&pid| pid == pgid) {
+            // Not a group leader (it shares our group): only the process itself.
+            let _ = process::signal_pid(pgid, signal);
+        } else {
+            let _ = process::signal_group(pgid, signal);
+        }
     }
 
     fn forget(&mut self, pgid: u32) {
