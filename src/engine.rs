@@ -568,7 +568,7 @@ impl Engine {
         }
 
         // Stage every new executable first, so a failure to stage one leaves all running.
-        let mut swaps: Vec<(usize, Staged)> = Vec::new();
+        let mut swaps: Vec<(usize, Staged, &str)> = Vec::new();
         let (mut rebuilt, mut fresh) = (Vec::new(), Vec::new());
         for (target, artifact) in &outcome.artifacts {
             let Some(index) = self.jobs.iter().position(|j| &j.target == target) else {
@@ -589,11 +589,11 @@ impl Engine {
                 fresh.push(target.to_string());
                 // `r` restarts it anyway: the user asked for a fresh process.
                 if restart_all && job.is_alive() {
-                    swaps.push((index, staged));
+                    swaps.push((index, staged, "restart requested (r)"));
                 }
             } else {
                 rebuilt.push(target.to_string());
-                swaps.push((index, staged));
+                swaps.push((index, staged, "new build"));
             }
         }
         self.ui.emit(&Event::BuildFinished {
@@ -604,8 +604,8 @@ impl Engine {
             fresh,
         });
         let mut events = Vec::new();
-        for (index, staged) in swaps {
-            self.jobs[index].replace(staged, "new build", &mut self.procs, &mut events, now);
+        for (index, staged, reason) in swaps {
+            self.jobs[index].replace(staged, reason, &mut self.procs, &mut events, now);
         }
         // A target that exited on its own comes back after a change that affected it, even
         // if cargo found it fresh (the user asked for another try).

@@ -23,8 +23,8 @@ const BUILD_TICK: Duration = Duration::from_millis(120);
 pub struct Live {
     multi: MultiProgress,
     board: Arc<Mutex<Board>>,
-    /// `bars[i]` draws `board.targets[i]`, with whether it is ticking.
-    bars: Vec<(ProgressBar, bool)>,
+    /// `bars[i]` draws `board.targets[i]`, with the state it was last drawn in.
+    bars: Vec<(ProgressBar, String)>,
     build: Option<ProgressBar>,
     footer: Option<ProgressBar>,
     color: bool,
@@ -32,8 +32,8 @@ pub struct Live {
 
 impl Live {
     pub fn new(color: bool, keys: bool) -> Live {
-        // 15 redraws a second at most: smooth enough, and cheap on a loaded machine.
-        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(15));
+        // 20 redraws a second at most: smooth enough, and cheap on a loaded machine.
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(20));
         let footer = keys.then(|| {
             let hint = if color {
                 console::style(format!("  {HELP}"))
@@ -44,7 +44,9 @@ impl Live {
                 format!("  {HELP}")
             };
             let bar = multi.add(ProgressBar::new(0));
-            bar.set_style(line_style(move |_, _| hint.clone()));
+            bar.set_style(line_style(move |_, width| {
+                console::truncate_str(&hint, width, "…").into_owned()
+            }));
             bar.tick();
             bar
         });
@@ -82,12 +84,16 @@ impl Live {
     /// Brings the bars in line with the model: one per target, the build bar while a build
     /// runs, ticking only what moves.
     pub fn redraw(&mut self) {
-        let (targets, building, alive): (usize, bool, Vec<bool>) = {
+        let (targets, building, states): (usize, bool, Vec<String>) = {
             let board = self.board();
             (
                 board.targets.len(),
                 board.build.is_some(),
-                board.targets.iter().map(|t| t.since.is_some()).collect(),
+                board
+                    .targets
+                    .iter()
+                    .map(|t| format!("{:?} {:?} {:?}", t.process, t.build, t.last_build))
+                    .collect(),
             )
         };
         while self.bars.len() < targets {
@@ -106,16 +112,19 @@ impl Live {
                 }
             }));
             let bar = self.insert_above_build(bar);
-            self.bars.push((bar, false));
+            // Every line ticks, not only those with an uptime: indicatif drops draws that
+            // come faster than its refresh rate, and a tick repairs a dropped one within a
+            // second.
+            bar.enable_steady_tick(UPTIME_TICK);
+            self.bars.push((bar, String::new()));
         }
-        for ((bar, ticking), alive) in self.bars.iter_mut().zip(alive) {
-            if alive && !*ticking {
-                bar.enable_steady_tick(UPTIME_TICK);
-            } else if !alive && *ticking {
-                bar.disable_steady_tick();
+        // Only lines whose state changed are drawn now: a build's stream of progress
+        // events must not spend the draw budget on lines that say the same thing.
+        for ((bar, drawn), state) in self.bars.iter_mut().zip(states) {
+            if *drawn != state {
+                bar.tick();
+                *drawn = state;
             }
-            *ticking = alive;
-            bar.tick();
         }
         match (building, &self.build) {
             (true, None) => {
@@ -133,7 +142,8 @@ impl Live {
                 bar.enable_steady_tick(BUILD_TICK);
                 self.build = Some(bar);
             }
-            (true, Some(bar)) => bar.tick(),
+            // Its steady tick draws the progress; no need to spend a draw per event.
+            (true, Some(_)) => {}
             (false, Some(_)) => {
                 if let Some(bar) = self.build.take() {
                     bar.finish_and_clear();

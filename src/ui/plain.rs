@@ -150,7 +150,7 @@ impl Lines {
                 "Failed",
                 Tone::Bad,
                 format!(
-                    "build of {} after {}; running targets keep serving, waiting for a change",
+                    "build of {} after {}; the old processes keep serving",
                     targets.join(", "),
                     millis(*duration_ms)
                 ),
