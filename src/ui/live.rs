@@ -78,6 +78,9 @@ impl Live {
         self.multi.suspend(|| {
             let _ = console::Term::stderr().clear_screen();
         });
+        for (_, drawn) in &mut self.bars {
+            drawn.clear();
+        }
         self.redraw();
     }
 
@@ -122,7 +125,9 @@ impl Live {
         // events must not spend the draw budget on lines that say the same thing.
         for ((bar, drawn), state) in self.bars.iter_mut().zip(states) {
             if *drawn != state {
-                bar.tick();
+                // `tick()` is a no-op on a bar with a steady tick; a new message (unused by
+                // the template) draws it now.
+                bar.set_message(state.clone());
                 *drawn = state;
             }
         }

@@ -4,4 +4,5 @@
 mod affected;
 mod harness;
 mod lifecycle;
+mod tui;
 mod watching;
