@@ -4,5 +4,6 @@
 mod affected;
 mod harness;
 mod lifecycle;
+mod snapshots;
 mod tui;
 mod watching;
