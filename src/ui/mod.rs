@@ -184,18 +184,27 @@ impl Ui {
             }
             return;
         }
+        if let (Some(live), Some(width)) = (&self.live, self.prefix_width) {
+            let prefix = self.prefix(target, index, width);
+            let text = String::from_utf8_lossy(line);
+            let columns = console::Term::stderr().size().1 as usize;
+            for (i, piece) in wrap(&text, columns.saturating_sub(width + 3))
+                .iter()
+                .enumerate()
+            {
+                // Continuation rows keep the column, so a wrapped line still reads as one.
+                let lead = if i == 0 {
+                    prefix.clone()
+                } else {
+                    format!("{:width$} |", "")
+                };
+                live.println(&format!("{lead} {piece}"));
+            }
+            return;
+        }
         let mut out: Vec<u8> = Vec::with_capacity(line.len() + 16);
         if let Some(width) = self.prefix_width {
-            let name = format!("{target:<width$} |");
-            let styled = if self.config.color {
-                Style::new()
-                    .fg(TARGET_COLORS[index % TARGET_COLORS.len()])
-                    .force_styling(true)
-                    .apply_to(name)
-                    .to_string()
-            } else {
-                name
-            };
+            let styled = self.prefix(target, index, width);
             out.extend_from_slice(styled.as_bytes());
             out.push(b' ');
         }
@@ -209,6 +218,20 @@ impl Ui {
             write_line(&mut std::io::stderr().lock(), &out);
         } else {
             write_line(&mut std::io::stdout().lock(), &out);
+        }
+    }
+
+    /// `api    |`, in the target's colour when colour is on.
+    fn prefix(&self, target: &str, index: usize, width: usize) -> String {
+        let name = format!("{target:<width$} |");
+        if self.config.color {
+            Style::new()
+                .fg(TARGET_COLORS[index % TARGET_COLORS.len()])
+                .force_styling(true)
+                .apply_to(name)
+                .to_string()
+        } else {
+            name
         }
     }
 
@@ -252,10 +275,53 @@ impl Ui {
     }
 }
 
+/// Splits `text` into rows of at most `width` columns. Text with escape codes is left
+/// whole (cutting inside a colour sequence would garble it; the terminal wraps it instead).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    if width < 10 || text.contains('\u{1b}') || console::measure_text_width(text) <= width {
+        return vec![text.to_string()];
+    }
+    let mut rows = Vec::new();
+    let mut row = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        let w = console::measure_text_width(c.encode_utf8(&mut [0; 4]));
+        if used + w > width {
+            rows.push(std::mem::take(&mut row));
+            used = 0;
+        }
+        row.push(c);
+        used += w;
+    }
+    rows.push(row);
+    rows
+}
+
 fn write_line(out: &mut impl Write, line: &[u8]) {
     // A closed pipe (`cargo hot | head`) must not kill the supervisor mid-restart: errors
     // are dropped here and the engine keeps its processes in order.
     let _ = out.write_all(line);
     let _ = out.write_all(b"\n");
     let _ = out.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_plain_lines_wrap_by_columns() {
+        assert_eq!(wrap("short", 20), ["short"]);
+        assert_eq!(
+            wrap("abcdefghijklmnopqrstuvwxy", 10),
+            ["abcdefghij", "klmnopqrst", "uvwxy"]
+        );
+        // Wide characters count as two columns.
+        assert_eq!(
+            wrap("日本語のテキストです", 10),
+            ["日本語のテ", "キストです"]
+        );
+        let colored = "\u{1b}[31mabcdefghijklmnopqrstuvwxyz\u{1b}[0m";
+        assert_eq!(wrap(colored, 10), [colored]);
+    }
 }
