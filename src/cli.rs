@@ -150,7 +150,7 @@ pub struct RunArgs {
           help_heading = "Processes")]
     pub stop_timeout: Duration,
     /// Give this target the terminal's input (it runs in cargo hot's foreground process
-    /// group, so it can read the terminal); the single-key commands are then off.
+    /// group, so it can read the terminal); the status area and the keys are then off.
     #[arg(long = "stdin", value_name = "TARGET", help_heading = "Processes")]
     pub stdin_target: Option<String>,
 

@@ -119,8 +119,13 @@ impl RunConfig {
             .parse()
             .map_err(|e| anyhow::anyhow!("invalid value for --signal: {e}"))?;
         let mut output = OutputConfig::resolve(&args.output, env)?;
-        // A target that reads the terminal and our key reader would steal keys from each other.
-        output.keys &= args.stdin_target.is_none();
+        if args.stdin_target.is_some() && output.format == OutputFormat::Live {
+            // The terminal echoes what the user types to that target, which a redrawn status
+            // area would tear, and our key reader would steal its keys: plain lines instead,
+            // and a single target writes straight to the terminal, prompts included.
+            output.format = OutputFormat::Human;
+            output.keys = false;
+        }
         Ok(RunConfig {
             cargo: CargoOptions::resolve(&args.cargo, args.output.verbose, output.color, env),
             selection: selection(&args.selection),

@@ -225,3 +225,46 @@ fn status_area_progress_bar_output_above_and_keys() {
         "line mode and echo are back on:\n{screen}"
     );
 }
+
+#[test]
+fn stdin_target_reads_the_terminal_and_keys_are_off() {
+    // A one-binary workspace of its own: the fixture has no target that reads stdin.
+    let dir = tempfile::Builder::new()
+        .prefix("cargo-hot-stdin-")
+        .tempdir()
+        .unwrap();
+    std::fs::create_dir_all(dir.path().join("src")).unwrap();
+    std::fs::write(
+        dir.path().join("Cargo.toml"),
+        "[package]\nname = \"echoer\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("src/main.rs"),
+        "fn main() {\n    for line in std::io::stdin().lines() {\n        \
+         println!(\"got: {}\", line.unwrap());\n    }\n}\n",
+    )
+    .unwrap();
+    let Some(tmux) = Tmux::start(dir.path(), 100, 30) else {
+        return;
+    };
+    tmux.type_line(&hot_command("--stdin echoer", ""));
+    let screen = tmux.wait_screen("echoer started", BUILD_TIMEOUT, |s| {
+        s.contains("Started echoer")
+    });
+    // What the user types is echoed for the target: no status area to tear, no keys.
+    assert!(status_line(&screen, "echoer").is_none(), "{screen}");
+    assert!(!screen.contains("r rebuild + restart all"), "{screen}");
+    // `q` is the target's input now, not a command.
+    tmux.type_line("q");
+    tmux.type_line("hello");
+    let screen = tmux.wait_screen("the target's answer", EVENT_TIMEOUT, |s| {
+        s.contains("got: hello")
+    });
+    assert!(screen.contains("got: q"), "{screen}");
+    assert!(!screen.contains("Done"), "q did not quit: {screen}");
+    tmux.keys(&["C-c"]);
+    tmux.wait_screen("cargo-hot to quit on Ctrl-C", EVENT_TIMEOUT, |s| {
+        s.contains("Done all targets stopped") && s.trim_end().ends_with('$')
+    });
+}
