@@ -384,6 +384,8 @@ pub fn target_line(
 
 /// The progress line of a build: `Building [=====>    ] 12/~40 compiling web  3.2s`.
 pub fn build_line(build: &BuildView, now: Instant, width: usize, color: bool) -> String {
+    // On a wide window the elapsed time stays near the text instead of drifting to the edge.
+    let width = width.min(120);
     let elapsed = human_duration(now.saturating_duration_since(build.started));
     let (count, fraction) = match build.total {
         // Past the estimate the graph grew: say so instead of claiming a total.
@@ -404,7 +406,7 @@ pub fn build_line(build: &BuildView, now: Instant, width: usize, color: bool) ->
     };
     let bar_width = match width {
         w if w >= 120 => 40,
-        w if w >= 80 => 25,
+        w if w >= 78 => 25,
         w if w >= 60 => 12,
         _ => 0,
     };
@@ -635,6 +637,10 @@ mod tests {
         for width in [20, 40, 60, 80, 200] {
             assert!(measure_text_width(&build_line(&build, now, width, true)) <= width);
         }
+        assert_eq!(
+            measure_text_width(&build_line(&build, now, 200, false)),
+            120
+        );
     }
 
     #[test]
