@@ -47,7 +47,8 @@ impl Live {
             bar.set_style(line_style(move |_, width| {
                 console::truncate_str(&hint, width, "…").into_owned()
             }));
-            bar.tick();
+            // Ticks like the target lines, so it is cut to a narrowed window too.
+            bar.enable_steady_tick(UPTIME_TICK);
             bar
         });
         Live {

@@ -202,9 +202,7 @@ impl Lines {
                     (
                         "Exited",
                         tone,
-                        format!(
-                            "{target} (pid {pid}) with {status}; restarts after the next change"
-                        ),
+                        format!("{target} (pid {pid}): {status}; restarts after the next change"),
                     )
                 }
             }

@@ -268,3 +268,44 @@ fn stdin_target_reads_the_terminal_and_keys_are_off() {
         s.contains("Done all targets stopped") && s.trim_end().ends_with('$')
     });
 }
+
+#[test]
+fn a_narrow_window_drops_columns_instead_of_wrapping() {
+    let ws = Workspace::new();
+    let Some(tmux) = Tmux::start(ws.root(), 50, 30) else {
+        return;
+    };
+    tmux.type_line(&hot_command("--bin api --bin worker", ""));
+    let screen = tmux.wait_screen("both targets running", BUILD_TIMEOUT, |s| {
+        status_line(s, "api").is_some_and(|l| l.contains("running"))
+            && status_line(s, "worker").is_some_and(|l| l.contains("running"))
+    });
+    let rows: Vec<&str> = screen.lines().collect();
+    let api = row(&screen, "● api").unwrap();
+    // One row per target, the hint cut with `…`: nothing wrapped onto a second row.
+    assert!(
+        rows[api + 1].trim_start().starts_with("● worker"),
+        "{screen}"
+    );
+    assert!(
+        rows[api + 2].trim_start().starts_with("r rebuild"),
+        "{screen}"
+    );
+    assert!(rows[api + 2].ends_with('…'), "{screen}");
+    for line in &rows[api..api + 3] {
+        assert!(line.chars().count() < 50, "{line:?}");
+    }
+    let api_line = rows[api];
+    assert!(
+        api_line.contains("running") && api_line.contains("up "),
+        "{api_line}"
+    );
+    assert!(
+        !api_line.contains("built in"),
+        "the build time gave way: {api_line}"
+    );
+    tmux.keys(&["q"]);
+    tmux.wait_screen("cargo-hot to quit", EVENT_TIMEOUT, |s| {
+        s.contains("Done all targets stopped") && s.trim_end().ends_with('$')
+    });
+}
