@@ -122,8 +122,7 @@ fn row(screen: &str, needle: &str) -> Option<usize> {
 fn status_line<'a>(screen: &'a str, target: &str) -> Option<&'a str> {
     screen.lines().find(|l| {
         l.trim_start()
-            .strip_prefix('●')
-            .or_else(|| l.trim_start().strip_prefix('◌'))
+            .strip_prefix(['●', '◌', '✗', '○'])
             .is_some_and(|rest| rest.trim_start().starts_with(&format!("{target} ")))
     })
 }
@@ -199,6 +198,36 @@ fn status_area_progress_bar_output_above_and_keys() {
         screen.contains("Affects api (core → api), worker (core → worker)"),
         "{screen}"
     );
+
+    // A broken build: cargo's diagnostics, one summary line, the old processes serving.
+    ws.replace("core/src/lib.rs", "\"v2\"", "\"v2\" + 1");
+    let screen = tmux.wait_screen("the failed build", BUILD_TIMEOUT, |s| {
+        s.contains("Failed build of api, worker")
+            && status_line(s, "api").is_some_and(|l| l.contains("build failed (old still running)"))
+    });
+    assert!(
+        screen.contains("error[E0369]"),
+        "cargo's diagnostic: {screen}"
+    );
+    let api_pid = |screen: &str| {
+        let line = status_line(screen, "api").unwrap();
+        let at = line.find("pid ").expect("a pid") + 4;
+        line[at..].split_whitespace().next().unwrap().to_string()
+    };
+    let old_pid = api_pid(&screen);
+    ws.replace("core/src/lib.rs", "\"v2\" + 1", "\"v2\"");
+    tmux.wait_screen("the fixed build", BUILD_TIMEOUT, |s| {
+        status_line(s, "api").is_some_and(|l| l.contains("running"))
+    });
+
+    // `r` restarts every target, even though nothing changed.
+    tmux.keys(&["r"]);
+    let screen = tmux.wait_screen("the restart after r", BUILD_TIMEOUT, |s| {
+        s.contains("Rebuilding all targets (r)")
+            && status_line(s, "api")
+                .is_some_and(|l| l.contains("running") && !l.contains(&format!("pid {old_pid} ")))
+    });
+    assert!(screen.contains("restart requested (r)"), "{screen}");
 
     tmux.keys(&["?"]);
     tmux.wait_screen("the key help", EVENT_TIMEOUT, |s| {
