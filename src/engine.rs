@@ -735,7 +735,8 @@ struct LiveProcesses {
     colors: HashMap<String, usize>,
     args: Vec<OsString>,
     cwd: PathBuf,
-    /// One target in a human terminal gets the terminal itself (colours, progress bars).
+    /// One target with plain output gets the terminal itself (colours, progress bars); the
+    /// live view needs every line to come through the UI, above its status area.
     inherit_output: bool,
     /// Package name → (directory, version), for the CARGO_* variables `cargo run` sets.
     manifests: HashMap<String, (PathBuf, String)>,

@@ -247,7 +247,14 @@ impl Ui {
             if is_status {
                 live.board().cargo_status(&plain);
                 live.redraw();
-            } else if self.config.verbosity > Verbosity::Quiet {
+            }
+            // -v asked for cargo's every line (its `Running rustc …` included).
+            let shown = if is_status {
+                self.config.verbosity == Verbosity::Verbose
+            } else {
+                self.config.verbosity > Verbosity::Quiet
+            };
+            if shown {
                 live.println(&text);
             }
             return;

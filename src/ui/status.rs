@@ -255,13 +255,18 @@ impl Board {
         let (Some(verb), Some(krate)) = (words.next(), words.next()) else {
             return;
         };
-        if verb == "Compiling" {
-            // Our targets' own crates are compiled and then linked in one rustc run.
-            build.activity = if self.building.iter().any(|t| t == krate) {
-                format!("compiling + linking {krate}")
-            } else {
-                format!("compiling {krate}")
-            };
+        match verb {
+            "Compiling" => {
+                // Our targets' own crates are compiled and then linked in one rustc run.
+                build.activity = if self.building.iter().any(|t| t == krate) {
+                    format!("compiling + linking {krate}")
+                } else {
+                    format!("compiling {krate}")
+                };
+            }
+            // `Blocking waiting for file lock on …`: another cargo holds the build directory.
+            "Blocking" => build.activity = plain_line.trim().to_lowercase(),
+            _ => {}
         }
     }
 }
@@ -666,6 +671,11 @@ mod tests {
         assert_eq!(
             board.build.as_ref().unwrap().activity,
             "ran api's build script"
+        );
+        board.cargo_status("    Blocking waiting for file lock on build directory");
+        assert_eq!(
+            board.build.as_ref().unwrap().activity,
+            "blocking waiting for file lock on build directory"
         );
     }
 }
