@@ -149,6 +149,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration,
           help_heading = "Processes")]
     pub stop_timeout: Duration,
+    /// Give this target the terminal's input (it runs in cargo hot's foreground process
+    /// group, so it can read the terminal); the status area and the keys are then off.
+    #[arg(long = "stdin", value_name = "TARGET", help_heading = "Processes")]
+    pub stdin_target: Option<String>,
 
     /// Listen on ADDR in cargo hot and hand the socket to the targets (systemd socket
     /// activation: fd 3, LISTEN_FDS, LISTEN_PID), so the port never closes across restarts.
@@ -204,6 +208,10 @@ pub struct OutputArgs {
     /// Coloring: auto, always, never (CARGO_TERM_COLOR and NO_COLOR are honoured).
     #[arg(long, value_name = "WHEN")]
     pub color: Option<ColorChoice>,
+    /// One plain line per event, no live status area, no progress bars, no colours (the
+    /// default when stdout or stderr is not a terminal).
+    #[arg(long, conflicts_with = "json")]
+    pub plain: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -298,6 +306,15 @@ mod tests {
         let defaults = parse(&["cargo-hot"]);
         assert_eq!(defaults.run.ready_timeout, Duration::from_secs(30));
         assert!(!defaults.run.no_overlap);
+    }
+
+    #[test]
+    fn plain_and_stdin_parse() {
+        let cli = parse(&["cargo-hot", "--plain", "--stdin", "api"]);
+        assert!(cli.run.output.plain);
+        assert_eq!(cli.run.stdin_target.as_deref(), Some("api"));
+        let err = Cli::try_parse_from(["cargo-hot", "--plain", "--json"]).unwrap_err();
+        assert!(err.to_string().contains("--json"), "{err}");
     }
 
     #[test]

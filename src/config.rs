@@ -35,6 +35,8 @@ pub struct RunConfig {
     /// Whether targets handed sockets overlap old and new processes (`--no-overlap`: no).
     pub overlap: bool,
     pub target_args: Vec<OsString>,
+    /// The target that gets the terminal's input (`--stdin`).
+    pub stdin_target: Option<String>,
     pub output: OutputConfig,
     /// Where we were started: cargo's target selection and the targets' cwd start here.
     pub cwd: PathBuf,
@@ -67,12 +69,17 @@ pub struct OutputConfig {
     pub json_output: bool,
     pub verbosity: Verbosity,
     pub color: bool,
+    /// Single-key commands (`r`, `q`, `c`, `?`): only in the live view, with stdin a
+    /// terminal that no target claims.
+    pub keys: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {
-    /// Lines for people.
+    /// One plain line per event for people: pipes, CI, `--plain`, no colour.
     Human,
+    /// A terminal: the same lines, plus a live status area and a build progress bar.
+    Live,
     /// Newline-delimited JSON events on stdout, for tools and tests.
     Json,
 }
@@ -91,6 +98,8 @@ pub struct Env {
     pub cargo_term_color: Option<String>,
     pub no_color: bool,
     pub stderr_is_terminal: bool,
+    pub stdout_is_terminal: bool,
+    pub stdin_is_terminal: bool,
 }
 
 impl Env {
@@ -101,6 +110,8 @@ impl Env {
             // https://no-color.org: present and not empty.
             no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
             stderr_is_terminal: console::Term::stderr().is_term(),
+            stdout_is_terminal: console::Term::stdout().is_term(),
+            stdin_is_terminal: std::io::IsTerminal::is_terminal(&std::io::stdin()),
         }
     }
 }
@@ -117,7 +128,14 @@ impl RunConfig {
             .signal
             .parse()
             .map_err(|e| anyhow::anyhow!("invalid value for --signal: {e}"))?;
-        let output = OutputConfig::resolve(&args.output, env)?;
+        let mut output = OutputConfig::resolve(&args.output, env)?;
+        if args.stdin_target.is_some() && output.format == OutputFormat::Live {
+            // The terminal echoes what the user types to that target, which a redrawn status
+            // area would tear, and our key reader would steal its keys: plain lines instead,
+            // and a single target writes straight to the terminal, prompts included.
+            output.format = OutputFormat::Human;
+            output.keys = false;
+        }
         let listen = args
             .listen
             .iter()
@@ -141,6 +159,7 @@ impl RunConfig {
             ready_timeout: args.ready_timeout,
             overlap: !args.no_overlap,
             target_args: args.args.clone(),
+            stdin_target: args.stdin_target.clone(),
             output,
             cwd: cwd.to_path_buf(),
         })
@@ -346,8 +365,13 @@ impl OutputConfig {
         } else {
             Verbosity::Normal
         };
+        let color = color_enabled(args.color, env)?;
+        // Bars are escape codes: whoever asked for no colour (NO_COLOR, CARGO_TERM_COLOR=never,
+        // --color never) or reads a pipe gets plain lines, flushed one by one.
         let format = if args.json {
             OutputFormat::Json
+        } else if !args.plain && color && env.stdout_is_terminal && env.stderr_is_terminal {
+            OutputFormat::Live
         } else {
             OutputFormat::Human
         };
@@ -355,7 +379,8 @@ impl OutputConfig {
             format,
             json_output: args.json_output,
             verbosity,
-            color: color_enabled(args.color, env)?,
+            color,
+            keys: format == OutputFormat::Live && env.stdin_is_terminal,
         })
     }
 }
@@ -418,7 +443,45 @@ mod tests {
             cargo_term_color: term_color.map(str::to_string),
             no_color,
             stderr_is_terminal: tty,
+            stdout_is_terminal: tty,
+            stdin_is_terminal: tty,
         }
+    }
+
+    #[test]
+    fn live_view_only_on_a_coloured_terminal() {
+        let resolve = |args: OutputArgs, env: &Env| OutputConfig::resolve(&args, env).unwrap();
+        let live = resolve(OutputArgs::default(), &env(None, false, true));
+        assert_eq!(live.format, OutputFormat::Live);
+        assert!(live.keys);
+        let plain = OutputArgs {
+            plain: true,
+            ..OutputArgs::default()
+        };
+        let plain = resolve(plain, &env(None, false, true));
+        assert_eq!(plain.format, OutputFormat::Human);
+        assert!(!plain.keys);
+        for no_live in [
+            env(None, true, true),
+            env(Some("never"), false, true),
+            env(None, false, false),
+        ] {
+            assert_eq!(
+                resolve(OutputArgs::default(), &no_live).format,
+                OutputFormat::Human
+            );
+        }
+        let mut piped = env(None, false, true);
+        piped.stdout_is_terminal = false;
+        assert_eq!(
+            resolve(OutputArgs::default(), &piped).format,
+            OutputFormat::Human
+        );
+        let mut no_keys = env(None, false, true);
+        no_keys.stdin_is_terminal = false;
+        let config = resolve(OutputArgs::default(), &no_keys);
+        assert_eq!(config.format, OutputFormat::Live);
+        assert!(!config.keys);
     }
 
     #[test]

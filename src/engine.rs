@@ -24,7 +24,7 @@ use crate::process::{self, Io, ProcEvent, ProcKey, Reaper, Signal, Spawn, Stream
 use crate::ready::{self, PollerGuard, ReadyCheck, ReadyMsg};
 use crate::sockets::Sockets;
 use crate::supervisor::{Job, Processes};
-use crate::ui::{AffectedTarget, Event, ListeningSocket, Ui};
+use crate::ui::{AffectedTarget, Event, Key, ListeningSocket, Ui};
 use crate::watcher::{ChangeKind, WatchMode, WatchMsg, WatchSpec, Watcher};
 use crate::workspace::{self, BuildKnowledge, TargetId, Workspace};
 
@@ -39,6 +39,15 @@ pub fn run(config: RunConfig) -> Result<i32> {
     let metadata = config.cargo.metadata_request(&config.cwd);
     let workspace = workspace::load(&metadata)?;
     let targets = workspace.select(&config.selection, &config.selection_dir())?;
+    if let Some(name) = &config.stdin_target {
+        if !targets.iter().any(|t| &t.name == name) {
+            let selected: Vec<String> = targets.iter().map(ToString::to_string).collect();
+            anyhow::bail!(
+                "--stdin {name}: `{name}` is not one of the selected targets ({}); pass one of them, or select `{name}` with --bin/-p",
+                selected.join(", ")
+            );
+        }
+    }
     ui.set_root(workspace.root().to_path_buf());
     // Bound before anything starts, so a taken port fails the run at once, and held until
     // cargo hot exits: the sockets outlive every restart.
@@ -82,6 +91,8 @@ pub fn run(config: RunConfig) -> Result<i32> {
             ready_tx,
             probes: HashMap::new(),
             pids: HashMap::new(),
+            stdin_target: config.stdin_target.clone(),
+            foreground: HashMap::new(),
         },
         jobs: Vec::new(),
         targets: Vec::new(),
@@ -92,6 +103,7 @@ pub fn run(config: RunConfig) -> Result<i32> {
         build: None,
         queued: BTreeSet::new(),
         quit: None,
+        restart_all: false,
         hot_dir,
         workspace,
         config,
@@ -101,11 +113,13 @@ pub fn run(config: RunConfig) -> Result<i32> {
     engine.announce_sockets();
     let all = engine.targets.clone();
     engine.request_build(all.into_iter().collect(), Instant::now());
+    let keys = engine.ui.keys()?.unwrap_or_else(never);
     engine.event_loop(&Inputs {
         watch: watch_rx,
         procs: proc_rx,
         signals: signal_rx,
         ready: ready_rx,
+        keys,
     })
 }
 
@@ -115,6 +129,7 @@ struct Inputs {
     procs: Receiver<ProcEvent>,
     signals: Receiver<i32>,
     ready: Receiver<ReadyMsg>,
+    keys: Receiver<Key>,
 }
 
 /// What the engine owns.
@@ -132,6 +147,8 @@ struct Engine {
     /// Targets to build once the current (cancelled) build has exited.
     queued: BTreeSet<TargetId>,
     quit: Option<Quit>,
+    /// `r` was pressed: the next good build restarts every target, fresh or not.
+    restart_all: bool,
     hot_dir: PathBuf,
     procs: LiveProcesses,
 }
@@ -165,6 +182,7 @@ enum Input {
     Proc(ProcEvent),
     Signal(i32),
     Ready(ReadyMsg),
+    Key(Key),
     Deadline,
 }
 
@@ -194,6 +212,19 @@ impl Engine {
                         return self.shutdown_after_watcher_loss(inputs);
                     }
                 },
+                recv(inputs.keys) -> key => match key {
+                    Ok(key) => Input::Key(key),
+                    // stdin closed: no more keys, and `never()` keeps the select from spinning.
+                    Err(_) => {
+                        return self.event_loop(&Inputs {
+                            watch: inputs.watch.clone(),
+                            procs: inputs.procs.clone(),
+                            signals: inputs.signals.clone(),
+                            ready: inputs.ready.clone(),
+                            keys: never(),
+                        })
+                    }
+                },
                 recv(timer) -> _ => Input::Deadline,
             };
             let now = Instant::now();
@@ -202,6 +233,7 @@ impl Engine {
                 Input::Proc(event) => self.on_proc(event, now),
                 Input::Signal(signal) => self.on_signal(signal, now),
                 Input::Ready(msg) => self.on_ready_msg(msg, now),
+                Input::Key(key) => self.on_key(key, now),
                 Input::Deadline => {}
             }
             self.on_deadlines(Instant::now());
@@ -217,8 +249,23 @@ impl Engine {
             procs: inputs.procs.clone(),
             signals: inputs.signals.clone(),
             ready: inputs.ready.clone(),
+            keys: inputs.keys.clone(),
         })?;
         Ok(1)
+    }
+
+    /// A single-key command from the terminal.
+    fn on_key(&mut self, key: Key, now: Instant) {
+        self.ui.key(key);
+        match key {
+            Key::RebuildAll if self.quit.is_none() => {
+                self.restart_all = true;
+                let all = self.targets.iter().cloned().collect();
+                self.request_build(all, now);
+            }
+            Key::Quit if self.quit.is_none() => self.begin_quit("q pressed", now),
+            Key::RebuildAll | Key::Quit | Key::Clear | Key::Help => {}
+        }
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -380,6 +427,9 @@ impl Engine {
         for target in &targets {
             let sockets = self.procs.sockets.for_target(target).count();
             let settings = self.config.target_settings(target, sockets);
+            if settings.ready != ReadyCheck::Started {
+                self.ui.expect_ready([target.to_string()]);
+            }
             self.procs.settings.insert(target.clone(), settings);
         }
         let mut events = Vec::new();
@@ -522,6 +572,8 @@ impl Engine {
                 None => {}
             },
             ProcEvent::Exited { key, status } => {
+                // From here on its pid may be reused: never signal it alone again.
+                self.procs.foreground.remove(&key);
                 if self.build.as_ref().is_some_and(|b| b.key == key) {
                     let ok = status.code == Some(0);
                     self.on_build_exit(ok);
@@ -591,6 +643,7 @@ impl Engine {
             self.start_build(next);
             return;
         }
+        let restart_all = std::mem::take(&mut self.restart_all);
         if !outcome.ok {
             self.ui.cargo_failure(&active.stderr);
             self.ui.emit(&Event::BuildFinished {
@@ -604,7 +657,7 @@ impl Engine {
         }
 
         // Stage every new executable first, so a failure to stage one leaves all running.
-        let mut swaps: Vec<(usize, Staged)> = Vec::new();
+        let mut swaps: Vec<(usize, Staged, &str)> = Vec::new();
         let (mut rebuilt, mut fresh) = (Vec::new(), Vec::new());
         for (target, artifact) in &outcome.artifacts {
             let Some(index) = self.jobs.iter().position(|j| &j.target == target) else {
@@ -623,9 +676,13 @@ impl Engine {
             let same_as_running = job.newest_staged().map(|s| s.digest) == Some(staged.digest);
             if same_as_running {
                 fresh.push(target.to_string());
+                // `r` restarts it anyway: the user asked for a fresh process.
+                if restart_all && job.is_alive() {
+                    swaps.push((index, staged, "restart requested (r)"));
+                }
             } else {
                 rebuilt.push(target.to_string());
-                swaps.push((index, staged));
+                swaps.push((index, staged, "new build"));
             }
         }
         self.ui.emit(&Event::BuildFinished {
@@ -638,8 +695,8 @@ impl Engine {
         // Staging copied executables: time the new processes from their real start.
         let now = Instant::now();
         let mut events = Vec::new();
-        for (index, staged) in swaps {
-            self.jobs[index].replace(staged, "new build", &mut self.procs, &mut events, now);
+        for (index, staged, reason) in swaps {
+            self.jobs[index].replace(staged, reason, &mut self.procs, &mut events, now);
         }
         // A target that exited on its own comes back after a change that affected it, even
         // if cargo found it fresh (the user asked for another try).
@@ -796,10 +853,18 @@ struct LiveProcesses {
     colors: HashMap<String, usize>,
     args: Vec<OsString>,
     cwd: PathBuf,
-    /// One target in a human terminal gets the terminal itself (colours, progress bars).
+    /// One target with plain output gets the terminal itself (colours, progress bars); the
+    /// live view needs every line to come through the UI, above its status area.
     inherit_output: bool,
     /// Package name → (directory, version), for the CARGO_* variables `cargo run` sets.
     manifests: HashMap<String, (PathBuf, String)>,
+    /// `--stdin`: this target shares our process group, the terminal's foreground group, so
+    /// it can read the terminal (a background group would be stopped by SIGTTIN) and gets
+    /// Ctrl-C from the terminal itself, like a child of a shell script.
+    stdin_target: Option<String>,
+    /// Live processes of the `--stdin` target (key → pid): not group leaders, so they are
+    /// signalled by pid.
+    foreground: HashMap<ProcKey, u32>,
     /// The `--listen` sockets, held for the whole run.
     sockets: Sockets,
     /// Each selected target's readiness check and restart policy.
@@ -869,6 +934,7 @@ impl Processes for LiveProcesses {
         } else {
             Io::Lines
         };
+        let foreground = self.stdin_target.as_ref() == Some(&target.name);
         let mut env: Vec<(OsString, OsString)> = vec![("CARGO_HOT".into(), "1".into())];
         if let Some((dir, version)) = self.manifests.get(&target.package) {
             env.push(("CARGO_MANIFEST_DIR".into(), dir.into()));
@@ -906,23 +972,27 @@ impl Processes for LiveProcesses {
             env_remove,
             // A target in a background process group that reads the terminal would be
             // stopped by SIGTTIN; piped input is safe to share.
-            stdin: if std::io::stdin().is_terminal() {
-                Io::Null
-            } else {
+            stdin: if foreground || !std::io::stdin().is_terminal() {
                 Io::Inherit
+            } else {
+                Io::Null
             },
             stdout: output.clone(),
             stderr: output,
             listen_pid: !pass_fds.is_empty(),
             pass_fds,
-            own_group: true,
+            own_group: !foreground,
         };
         let child = process::spawn(&spawn, key, &self.tx)
             .with_context(|| format!("failed to start {}", staged.path.display()))?;
-        self.reaper.track(child.pid);
+        if foreground {
+            self.foreground.insert(key, child.pid);
+        } else {
+            self.reaper.track(child.pid);
+        }
         self.pids.insert(child.pid, key);
         if let Err(error) = self.start_probe(&check, key, Instant::now()) {
-            let _ = process::signal_group(child.pid, Signal::KILL);
+            self.signal_group(child.pid, Signal::KILL);
             return Err(error);
         }
         let next_color = self.colors.len();
@@ -934,7 +1004,12 @@ impl Processes for LiveProcesses {
 
     fn signal_group(&mut self, pgid: u32, signal: Signal) {
         // ESRCH is Ok inside; anything else (EPERM) cannot happen for our own children.
-        let _ = process::signal_group(pgid, signal);
+        if self.foreground.values().any(|&pid| pid == pgid) {
+            // Not a group leader (it shares our group): only the process itself.
+            let _ = process::signal_pid(pgid, signal);
+        } else {
+            let _ = process::signal_group(pgid, signal);
+        }
     }
 
     fn forget(&mut self, key: ProcKey, pgid: u32) {

@@ -6,4 +6,6 @@ mod cli;
 mod handoff;
 mod harness;
 mod lifecycle;
+mod snapshots;
+mod tui;
 mod watching;

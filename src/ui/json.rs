@@ -1,0 +1,95 @@
+//! `--json`: one object per line on stdout, for tools and for our integration tests.
+//!
+//! Every line carries `v` ([`SCHEMA_VERSION`]), `ts` (milliseconds since the Unix epoch) and
+//! `event` (the kebab-case variant name of [`Event`]); the other fields are the variant's, in
+//! snake_case. Targets' output lines become `output` events with `--json-output`.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use super::event::{Event, SCHEMA_VERSION};
+use crate::process::Stream;
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    v: u32,
+    ts: u128,
+    #[serde(flatten)]
+    event: &'a Event,
+}
+
+#[derive(Serialize)]
+struct OutputLine<'a> {
+    v: u32,
+    ts: u128,
+    event: &'static str,
+    target: &'a str,
+    stream: &'static str,
+    line: String,
+}
+
+/// The JSON line for `event`, stamped with `ts`.
+pub fn event_line(event: &Event, ts: u128) -> Option<String> {
+    serde_json::to_string(&Envelope {
+        v: SCHEMA_VERSION,
+        ts,
+        event,
+    })
+    .ok()
+}
+
+/// The `output` event for one line of a target's output.
+pub fn output_line(target: &str, stream: Stream, line: &[u8], ts: u128) -> Option<String> {
+    serde_json::to_string(&OutputLine {
+        v: SCHEMA_VERSION,
+        ts,
+        event: "output",
+        target,
+        stream: match stream {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        },
+        line: String::from_utf8_lossy(line).into_owned(),
+    })
+    .ok()
+}
+
+pub fn now_millis() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    #[test]
+    fn envelope_carries_version_timestamp_and_kind() {
+        let event = Event::Started {
+            target: "api".into(),
+            pid: 42,
+            executable: PathBuf::from("/t/hot/api-00"),
+        };
+        let json: serde_json::Value =
+            serde_json::from_str(&event_line(&event, 7).unwrap()).unwrap();
+        assert_eq!(json["v"], SCHEMA_VERSION);
+        assert_eq!(json["ts"], 7);
+        assert_eq!(json["event"], "started");
+        assert_eq!(json["target"], "api");
+        assert_eq!(json["pid"], 42);
+    }
+
+    #[test]
+    fn output_lines_are_events_too() {
+        let line = output_line("api", Stream::Stderr, b"bad \xff byte", 9).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(json["event"], "output");
+        assert_eq!(json["v"], SCHEMA_VERSION);
+        assert_eq!(json["stream"], "stderr");
+        assert_eq!(json["line"], "bad \u{fffd} byte");
+    }
+}

@@ -1,0 +1,420 @@
+//! One line per event, in cargo's look: a right-aligned bold verb, then the message.
+//!
+//! These lines are the whole output when stdout is not a terminal (`--plain`, pipes, CI,
+//! `NO_COLOR`), and the log that scrolls above the live status area on a terminal. Colour is
+//! only ever the verb's (and only when enabled), so the text reads the same in both.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use console::style;
+
+use super::event::Event;
+use crate::config::Verbosity;
+use crate::process::ExitInfo;
+
+/// Renders events as status lines; knows the verbosity and the workspace root.
+pub struct Lines {
+    pub verbosity: Verbosity,
+    pub color: bool,
+    pub root: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy)]
+enum Tone {
+    Good,
+    Info,
+    Warn,
+    Bad,
+    Dim,
+}
+
+impl Lines {
+    /// Paths under the workspace root are shown relative to it.
+    fn display(&self, path: &Path) -> String {
+        let relative = self
+            .root
+            .as_deref()
+            .and_then(|root| path.strip_prefix(root).ok());
+        relative.unwrap_or(path).display().to_string()
+    }
+
+    /// The line for `event`, or None when this verbosity does not show it.
+    pub fn line(&self, event: &Event) -> Option<String> {
+        let verbose = self.verbosity == Verbosity::Verbose;
+        let quiet = self.verbosity == Verbosity::Quiet;
+        let (verb, tone, text) = match event {
+            Event::Watching {
+                root,
+                dirs,
+                mode,
+                targets,
+            } => (
+                "Watching",
+                Tone::Good,
+                format!(
+                    "{} ({dirs} directories, {mode}) for {}",
+                    root.display(),
+                    targets.join(", ")
+                ),
+            ),
+            Event::FileEvent { path, kind } => (
+                "Event",
+                Tone::Dim,
+                format!("{} ({kind})", self.display(path)),
+            ),
+            Event::Change { paths, count } => {
+                let first = paths.first()?;
+                let more = count.saturating_sub(1);
+                let rest = if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                };
+                (
+                    "Changed",
+                    Tone::Info,
+                    format!("{}{rest}", self.display(first)),
+                )
+            }
+            Event::Affected {
+                targets,
+                packages,
+                unowned,
+            } => {
+                if targets.is_empty() {
+                    (
+                        "Unaffected",
+                        Tone::Dim,
+                        self.why_unaffected(packages, unowned),
+                    )
+                } else {
+                    let list: Vec<String> = targets
+                        .iter()
+                        .map(|t| {
+                            if t.why == t.target {
+                                t.target.clone()
+                            } else {
+                                format!("{} ({})", t.target, t.why)
+                            }
+                        })
+                        .collect();
+                    ("Affects", Tone::Info, list.join(", "))
+                }
+            }
+            Event::MetadataReloaded { packages } => (
+                "Reloaded",
+                Tone::Info,
+                format!("workspace metadata ({packages} local packages)"),
+            ),
+            Event::BuildStarted { targets, command } => {
+                let text = if verbose {
+                    format!("{} [{command}]", targets.join(", "))
+                } else {
+                    targets.join(", ")
+                };
+                ("Building", Tone::Good, text)
+            }
+            Event::BuildProgress { .. } => return None,
+            Event::BuildCancelled { targets } => (
+                "Cancelled",
+                Tone::Warn,
+                format!("build of {} (newer changes)", targets.join(", ")),
+            ),
+            Event::BuildFinished {
+                ok: true,
+                duration_ms,
+                rebuilt,
+                fresh,
+                ..
+            } => {
+                let mut parts = Vec::new();
+                if !rebuilt.is_empty() {
+                    parts.push(format!("new: {}", rebuilt.join(", ")));
+                }
+                if !fresh.is_empty() {
+                    parts.push(format!("unchanged: {}", fresh.join(", ")));
+                }
+                (
+                    "Finished",
+                    Tone::Good,
+                    format!("build in {} ({})", millis(*duration_ms), parts.join("; ")),
+                )
+            }
+            Event::BuildFinished {
+                ok: false,
+                duration_ms,
+                targets,
+                ..
+            } => (
+                "Failed",
+                Tone::Bad,
+                format!(
+                    "build of {} after {}; the old processes keep serving",
+                    targets.join(", "),
+                    millis(*duration_ms)
+                ),
+            ),
+            Event::Listening { sockets } => {
+                let list: Vec<String> = sockets
+                    .iter()
+                    .map(|s| format!("{} for {}", s.address, s.targets.join(", ")))
+                    .collect();
+                ("Listening", Tone::Good, list.join("; "))
+            }
+            Event::Started { target, pid, .. } => {
+                ("Started", Tone::Good, format!("{target} (pid {pid})"))
+            }
+            // Ready at once (no check) says nothing the Started line did not.
+            Event::Ready { after_ms: 0, .. } if !verbose => return None,
+            Event::Ready {
+                target,
+                pid,
+                after_ms,
+            } => (
+                "Ready",
+                Tone::Good,
+                format!(
+                    "{target} (pid {pid}) after {}",
+                    human_duration(Duration::from_millis(*after_ms as u64))
+                ),
+            ),
+            Event::StartFailed {
+                target,
+                pid,
+                reason,
+                still_serving,
+            } => {
+                let fallback = match still_serving {
+                    Some(old) => format!("; pid {old} keeps serving"),
+                    None => "; restarts after the next change".to_string(),
+                };
+                (
+                    "Failed",
+                    Tone::Bad,
+                    format!("to start {target} (pid {pid}): {reason}{fallback}"),
+                )
+            }
+            Event::Stopping {
+                target,
+                pid,
+                signal,
+                reason,
+            } => (
+                "Stopping",
+                Tone::Info,
+                format!("{target} (pid {pid}, {signal}, {reason})"),
+            ),
+            Event::Killed { target, pid } => (
+                "Killed",
+                Tone::Warn,
+                format!("{target} (pid {pid}) did not stop in time"),
+            ),
+            Event::Exited {
+                target,
+                pid,
+                code,
+                signal,
+                expected,
+            } => {
+                let status = ExitInfo {
+                    code: *code,
+                    signal: *signal,
+                };
+                if *expected {
+                    if !verbose {
+                        return None;
+                    }
+                    (
+                        "Stopped",
+                        Tone::Dim,
+                        format!("{target} (pid {pid}, {status})"),
+                    )
+                } else {
+                    let tone = if *code == Some(0) {
+                        Tone::Info
+                    } else {
+                        Tone::Bad
+                    };
+                    (
+                        "Exited",
+                        tone,
+                        format!("{target} (pid {pid}): {status}; restarts after the next change"),
+                    )
+                }
+            }
+            Event::Warning { message } => ("warning:", Tone::Warn, message.clone()),
+            Event::Error { message } => ("error:", Tone::Bad, message.clone()),
+            Event::Quit { reason } => ("Done", Tone::Dim, reason.clone()),
+        };
+        if quiet && !matches!(tone, Tone::Bad | Tone::Warn) {
+            return None;
+        }
+        Some(self.status(verb, tone, &text))
+    }
+
+    /// Why a settled change restarts nothing: it belongs to packages no selected target
+    /// depends on, or to no package at all.
+    fn why_unaffected(&self, packages: &[String], unowned: &[PathBuf]) -> String {
+        let mut parts = Vec::new();
+        if !packages.is_empty() {
+            parts.push(format!(
+                "no selected target depends on {}",
+                packages.join(", ")
+            ));
+        }
+        if let Some(first) = unowned.first() {
+            let more = match unowned.len() - 1 {
+                0 => String::new(),
+                n => format!(" and {n} more"),
+            };
+            parts.push(format!(
+                "{}{more} belongs to no package and no target reads it",
+                self.display(first)
+            ));
+        }
+        if parts.is_empty() {
+            "no selected target depends on it".to_string()
+        } else {
+            parts.join("; ")
+        }
+    }
+
+    /// A line in the same look for things the user did (a key press).
+    pub fn note(&self, verb: &str, text: &str) -> String {
+        self.status(verb, Tone::Info, text)
+    }
+
+    /// Cargo's look: a right-aligned bold verb, then the message.
+    fn status(&self, verb: &str, tone: Tone, text: &str) -> String {
+        let padded = if verb.ends_with(':') {
+            verb.to_string()
+        } else {
+            format!("{verb:>12}")
+        };
+        if !self.color {
+            return format!("{padded} {text}");
+        }
+        // Only the 8 basic colours, bold and dim: the terminal's palette decides the exact
+        // shade, so the lines read on dark and light themes alike.
+        let style = match tone {
+            Tone::Good => style(padded).green().bold(),
+            Tone::Info => style(padded).cyan().bold(),
+            Tone::Warn => style(padded).yellow().bold(),
+            Tone::Bad => style(padded).red().bold(),
+            Tone::Dim => style(padded).dim(),
+        };
+        format!("{} {text}", style.force_styling(true))
+    }
+}
+
+fn millis(ms: u128) -> String {
+    human_duration(Duration::from_millis(ms as u64))
+}
+
+/// `850ms`, `2.4s`, `1m05s`, `2h03m`.
+pub fn human_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{:.1}s", d.as_secs_f64())
+    } else if ms < 3_600_000 {
+        format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60)
+    } else {
+        format!("{}h{:02}m", ms / 3_600_000, (ms / 60_000) % 60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ui::event::AffectedTarget;
+    use crate::workspace::Reason;
+
+    fn lines(verbosity: Verbosity) -> Lines {
+        Lines {
+            verbosity,
+            color: false,
+            root: Some(PathBuf::from("/ws")),
+        }
+    }
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(human_duration(Duration::from_millis(850)), "850ms");
+        assert_eq!(human_duration(Duration::from_millis(2400)), "2.4s");
+        assert_eq!(human_duration(Duration::from_secs(65)), "1m05s");
+        assert_eq!(human_duration(Duration::from_secs(7380)), "2h03m");
+    }
+
+    #[test]
+    fn change_names_the_first_path_and_how_many_more() {
+        let line = lines(Verbosity::Normal)
+            .line(&Event::Change {
+                paths: vec![PathBuf::from("/ws/core/src/lib.rs")],
+                count: 3,
+            })
+            .unwrap();
+        assert_eq!(line, "     Changed core/src/lib.rs and 2 more");
+        assert!(!line.contains('\u{1b}'));
+    }
+
+    #[test]
+    fn affected_says_why() {
+        let event = Event::Affected {
+            targets: vec![AffectedTarget {
+                target: "api".into(),
+                why: "core → web → api".into(),
+                reason: Reason::Chain {
+                    packages: vec!["core".into(), "web".into(), "api".into()],
+                },
+            }],
+            packages: vec!["core".into()],
+            unowned: vec![],
+        };
+        assert_eq!(
+            lines(Verbosity::Normal).line(&event).unwrap(),
+            "     Affects api (core → web → api)"
+        );
+        let nothing = Event::Affected {
+            targets: vec![],
+            packages: vec!["docs".into()],
+            unowned: vec![PathBuf::from("/ws/notes.txt")],
+        };
+        assert_eq!(
+            lines(Verbosity::Normal).line(&nothing).unwrap(),
+            "  Unaffected no selected target depends on docs; notes.txt belongs to no package \
+             and no target reads it"
+        );
+    }
+
+    #[test]
+    fn quiet_keeps_only_problems() {
+        let quiet = lines(Verbosity::Quiet);
+        let started = Event::Started {
+            target: "api".into(),
+            pid: 1,
+            executable: PathBuf::new(),
+        };
+        assert!(quiet.line(&started).is_none());
+        let error = Event::Error {
+            message: "boom".into(),
+        };
+        assert_eq!(quiet.line(&error).unwrap(), "error: boom");
+    }
+
+    #[test]
+    fn coloured_verbs_only_when_asked() {
+        let mut colored = lines(Verbosity::Normal);
+        colored.color = true;
+        let event = Event::Quit {
+            reason: "bye".into(),
+        };
+        assert!(colored.line(&event).unwrap().contains('\u{1b}'));
+        assert!(!lines(Verbosity::Normal)
+            .line(&event)
+            .unwrap()
+            .contains('\u{1b}'));
+    }
+}
