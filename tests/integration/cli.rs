@@ -80,7 +80,7 @@ fn unknown_names_are_errors_that_list_the_candidates() {
     );
     let example = stderr(&["hot", "--example", "pnig"]);
     assert!(
-        example.contains("no example target named `pnig`; available: forker, ping, stubborn"),
+        example.contains("no example target named `pnig`; available: echo, forker, ping, stubborn"),
         "{example}"
     );
     let package = stderr(&["hot", "-p", "wroker"]);
@@ -304,4 +304,17 @@ fn child_named(parent: u32, name: &str) -> Option<u32> {
             std::fs::read(format!("/proc/{pid}/cmdline"))
                 .is_ok_and(|cmdline| cmdline.split(|&b| b == 0).next() == Some(name.as_bytes()))
         })
+}
+
+#[test]
+fn a_piped_stdin_is_inherited_by_the_target() {
+    let ws = Workspace::new();
+    let (mut hot, mut stdin) = Hot::start_with_stdin(ws.root(), &["--example", "echo"]);
+    hot.started("echo");
+    hot.output("echo", "echo v1 reading stdin");
+    use std::io::Write;
+    writeln!(stdin, "hello from the pipe").unwrap();
+    hot.output("echo", "got: hello from the pipe");
+    drop(stdin);
+    hot.output("echo", "stdin closed");
 }

@@ -183,6 +183,19 @@ impl Hot {
     /// Starts `cargo-hot ARGV` exactly as given (no `hot`, no `--json` added), in `dir`.
     /// `ARGV` must ask for `--json --json-output`: stdout is read as the event stream.
     pub fn start_argv(dir: &Path, argv: &[&str], env: &[(&str, &str)]) -> Hot {
+        Hot::spawn(dir, argv, env, Stdio::null())
+    }
+
+    /// Like [`Workspace::hot`], with cargo-hot's stdin a pipe the test writes to.
+    pub fn start_with_stdin(dir: &Path, args: &[&str]) -> (Hot, std::process::ChildStdin) {
+        let mut argv = vec!["hot", "--json", "--json-output"];
+        argv.extend_from_slice(args);
+        let mut hot = Hot::spawn(dir, &argv, &[], Stdio::piped());
+        let stdin = hot.child.stdin.take().unwrap();
+        (hot, stdin)
+    }
+
+    fn spawn(dir: &Path, argv: &[&str], env: &[(&str, &str)], stdin: Stdio) -> Hot {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cargo-hot"));
         cmd.args(argv)
             .current_dir(dir)
@@ -193,7 +206,7 @@ impl Hot {
                 std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()),
             )
             .envs(env.iter().copied())
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             // Its own group, like a shell job: signals we send reach only cargo-hot.
