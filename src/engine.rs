@@ -932,7 +932,7 @@ impl Processes for LiveProcesses {
         let output = if self.inherit_output && !matches!(check, ReadyCheck::Log(_)) {
             Io::Inherit
         } else {
-            Io::Lines
+            Io::LinesAndPrompts
         };
         let foreground = self.stdin_target.as_ref() == Some(&target.name);
         let mut env: Vec<(OsString, OsString)> = vec![("CARGO_HOT".into(), "1".into())];

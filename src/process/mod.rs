@@ -80,6 +80,10 @@ pub enum Io {
     Inherit,
     /// Pipe it and deliver it as [`ProcEvent::Output`] lines (stdout/stderr only).
     Lines,
+    /// Like `Lines`, but a line the program leaves unfinished (a prompt, a progress dot) is
+    /// delivered once the pipe has been quiet for [`PARTIAL_LINE_WAIT`]: people must see it.
+    /// Not for machine-readable output, which a slow writer could have cut in two.
+    LinesAndPrompts,
     /// `/dev/null`.
     Null,
 }
@@ -216,18 +220,33 @@ pub const REAPER_ARG: &str = "__cargo-hot-reaper";
 /// newlines must not grow memory without bound.
 pub const MAX_LINE: usize = 64 * 1024;
 
+/// How long an unfinished line waits for the rest of it with [`Io::LinesAndPrompts`].
+pub const PARTIAL_LINE_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Reads `reader` to EOF, sending each line as an [`ProcEvent::Output`].
 ///
 /// Lines are split into [`MAX_LINE`] chunks. The buffer is only cut once it
 /// holds more than `MAX_LINE + 1` bytes, so a line of exactly `MAX_LINE`
 /// bytes terminated by `\r\n` still arrives whole and without its `\r`.
-fn forward_lines<R: BufRead>(mut reader: R, key: ProcKey, stream: Stream, tx: &Sender<ProcEvent>) {
+///
+/// `stays_quiet` is asked, when everything read so far ends in an unfinished
+/// line, whether the source will have nothing more for a while; if so, the
+/// unfinished part is sent as it is (its rest arrives as the next line).
+fn forward_lines<R: BufRead>(
+    mut reader: R,
+    key: ProcKey,
+    stream: Stream,
+    tx: &Sender<ProcEvent>,
+    mut stays_quiet: impl FnMut() -> bool,
+) {
     // Once nobody listens the data is dropped, but reading goes on: a child
     // blocked on a full pipe would otherwise never get to exit.
     let send = |line: Vec<u8>| {
         let _ = tx.send(ProcEvent::Output { key, stream, line });
     };
     let mut line: Vec<u8> = Vec::new();
+    // The last thing sent was an unfinished line: its newline must not add an empty one.
+    let mut sent_unfinished = false;
     loop {
         let buf = match reader.fill_buf() {
             Ok(buf) => buf,
@@ -252,11 +271,19 @@ fn forward_lines<R: BufRead>(mut reader: R, key: ProcKey, stream: Stream, tx: &S
                 let rest = line.split_off(MAX_LINE);
                 send(std::mem::replace(&mut line, rest));
             }
-            send(std::mem::take(&mut line));
+            if !(line.is_empty() && sent_unfinished) {
+                send(std::mem::take(&mut line));
+            }
+            sent_unfinished = false;
         } else {
             while line.len() > MAX_LINE + 1 {
                 let rest = line.split_off(MAX_LINE);
                 send(std::mem::replace(&mut line, rest));
+            }
+            // Everything read so far was consumed: only the pipe can say more.
+            if !line.is_empty() && stays_quiet() {
+                send(std::mem::take(&mut line));
+                sent_unfinished = true;
             }
         }
     }
@@ -277,7 +304,7 @@ mod tests {
     fn lines_of(input: &[u8], capacity: usize) -> Vec<Vec<u8>> {
         let (tx, rx) = crossbeam_channel::unbounded();
         let reader = BufReader::with_capacity(capacity, Cursor::new(input.to_vec()));
-        forward_lines(reader, 7, Stream::Stderr, &tx);
+        forward_lines(reader, 7, Stream::Stderr, &tx, || false);
         drop(tx);
         rx.iter()
             .map(|ev| match ev {
@@ -300,6 +327,44 @@ mod tests {
         }
         assert!(lines_of(b"", 16).is_empty());
         assert_eq!(lines_of(b"x\n", 16), vec![b"x".to_vec()]);
+    }
+
+    fn lines_with(input: &[u8], capacity: usize, quiet: bool) -> (Vec<Vec<u8>>, usize) {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let reader = BufReader::with_capacity(capacity, Cursor::new(input.to_vec()));
+        let mut asked = 0;
+        forward_lines(reader, 1, Stream::Stdout, &tx, || {
+            asked += 1;
+            quiet
+        });
+        drop(tx);
+        let lines = rx
+            .iter()
+            .map(|ev| match ev {
+                ProcEvent::Output { line, .. } => line,
+                other => panic!("unexpected event {other:?}"),
+            })
+            .collect();
+        (lines, asked)
+    }
+
+    #[test]
+    fn an_unfinished_line_is_sent_when_the_source_stays_quiet() {
+        // A 6-byte buffer makes "Name? " one read that ends without a newline.
+        let (lines, asked) = lines_with(b"Name? \nbob\n", 6, true);
+        assert_eq!(
+            lines,
+            [b"Name? ".to_vec(), b"bob".to_vec()],
+            "no empty line"
+        );
+        assert_eq!(asked, 1);
+        let (lines, _) = lines_with(b"Name? Bob\n", 6, true);
+        assert_eq!(lines, [b"Name? ".to_vec(), b"Bob".to_vec()]);
+        // A source that goes on writing keeps its line whole.
+        let (lines, _) = lines_with(b"Name? \nbob\n", 6, false);
+        assert_eq!(lines, [b"Name? ".to_vec(), b"bob".to_vec()]);
+        let (lines, _) = lines_with(b"Name? Bob\n", 6, false);
+        assert_eq!(lines, [b"Name? Bob".to_vec()]);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::ffi::{CString, OsString};
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
@@ -20,7 +20,7 @@ use crossbeam_channel::Sender;
 use libc::c_char;
 
 use super::{forward_lines, Child, ExitInfo, Io, ProcEvent, ProcKey, Signal, Spawn, Stream};
-use super::{MAX_LINE, REAPER_ARG};
+use super::{MAX_LINE, PARTIAL_LINE_WAIT, REAPER_ARG};
 
 const _: () = assert!(
     Signal::HUP.0 == libc::SIGHUP
@@ -58,7 +58,9 @@ pub fn spawn(spec: &Spawn, key: ProcKey, tx: &Sender<ProcEvent>) -> Result<Child
     cmd.stdin(match spec.stdin {
         Io::Inherit => Stdio::inherit(),
         Io::Null => Stdio::null(),
-        Io::Lines => anyhow::bail!("cannot spawn {program}: stdin cannot be Io::Lines"),
+        Io::Lines | Io::LinesAndPrompts => {
+            anyhow::bail!("cannot spawn {program}: stdin cannot be read as lines")
+        }
     });
     cmd.stdout(stdio(&spec.stdout));
     cmd.stderr(stdio(&spec.stderr));
@@ -89,7 +91,7 @@ pub fn spawn(spec: &Spawn, key: ProcKey, tx: &Sender<ProcEvent>) -> Result<Child
         .with_context(|| format!("cannot spawn {program}"))?;
     let pid = child.id();
 
-    match start_threads(&mut child, key, tx, &program) {
+    match start_threads(&mut child, spec, key, tx, &program) {
         Ok(readers) => {
             let tx = tx.clone();
             let waiter = std::thread::Builder::new()
@@ -128,7 +130,7 @@ pub fn spawn(spec: &Spawn, key: ProcKey, tx: &Sender<ProcEvent>) -> Result<Child
 fn stdio(io: &Io) -> Stdio {
     match io {
         Io::Inherit => Stdio::inherit(),
-        Io::Lines => Stdio::piped(),
+        Io::Lines | Io::LinesAndPrompts => Stdio::piped(),
         Io::Null => Stdio::null(),
     }
 }
@@ -137,6 +139,7 @@ fn stdio(io: &Io) -> Stdio {
 /// disconnects once every reader has finished.
 fn start_threads(
     child: &mut std::process::Child,
+    spec: &Spawn,
     key: ProcKey,
     tx: &Sender<ProcEvent>,
     program: &str,
@@ -144,19 +147,36 @@ fn start_threads(
     // Readers never send on this channel; each holds a sender and hangs up
     // at EOF, which is what the waiter waits for.
     let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
+    let prompts = |io: &Io| *io == Io::LinesAndPrompts;
     if let Some(pipe) = child.stdout.take() {
-        start_reader(pipe, key, Stream::Stdout, tx, &done_tx, program)?;
+        let prompts = prompts(&spec.stdout);
+        start_reader(pipe, key, Stream::Stdout, prompts, tx, &done_tx, program)?;
     }
     if let Some(pipe) = child.stderr.take() {
-        start_reader(pipe, key, Stream::Stderr, tx, &done_tx, program)?;
+        let prompts = prompts(&spec.stderr);
+        start_reader(pipe, key, Stream::Stderr, prompts, tx, &done_tx, program)?;
     }
     Ok(done_rx)
 }
 
-fn start_reader<R: Read + Send + 'static>(
+/// Whether `fd` has nothing to read for [`PARTIAL_LINE_WAIT`] (end of file counts as
+/// something to read: the reader must see it).
+fn stays_quiet(fd: RawFd) -> bool {
+    let mut pollfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let wait = PARTIAL_LINE_WAIT.as_millis() as libc::c_int;
+    // SAFETY: poll(2) on one pollfd we own, for a descriptor that stays open meanwhile.
+    unsafe { libc::poll(&mut pollfd, 1, wait) == 0 }
+}
+
+fn start_reader<R: Read + AsRawFd + Send + 'static>(
     pipe: R,
     key: ProcKey,
     stream: Stream,
+    prompts: bool,
     tx: &Sender<ProcEvent>,
     done: &Sender<()>,
     program: &str,
@@ -170,7 +190,9 @@ fn start_reader<R: Read + Send + 'static>(
     std::thread::Builder::new()
         .name(format!("hot-{tag}-{key}"))
         .spawn(move || {
-            forward_lines(BufReader::with_capacity(MAX_LINE, pipe), key, stream, &tx);
+            let fd = pipe.as_raw_fd();
+            let reader = BufReader::with_capacity(MAX_LINE, pipe);
+            forward_lines(reader, key, stream, &tx, || prompts && stays_quiet(fd));
             drop(done);
         })
         .with_context(|| format!("cannot start {tag} reader thread for {program}"))?;

@@ -318,3 +318,17 @@ fn a_piped_stdin_is_inherited_by_the_target() {
     drop(stdin);
     hot.output("echo", "stdin closed");
 }
+
+#[test]
+fn a_prompt_without_a_newline_is_shown_while_the_target_waits() {
+    let ws = Workspace::new();
+    let (mut hot, mut stdin) = Hot::start_with_stdin(ws.root(), &["--example", "echo"]);
+    hot.output("echo", "echo v1 reading stdin");
+    // Nothing has been typed: the prompt has no newline, and is shown all the same.
+    assert_eq!(hot.output("echo", "echo>"), "echo> ");
+    use std::io::Write;
+    writeln!(stdin, "hi").unwrap();
+    // The line typed after a shown prompt is a line of its own, with no empty line between.
+    assert_eq!(hot.output("echo", "got: hi"), "got: hi");
+    assert_eq!(hot.output("echo", "echo>"), "echo> ");
+}
