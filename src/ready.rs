@@ -286,7 +286,12 @@ impl NotifySocket {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!("cargo-hot-{}-{stamp:x}", std::process::id()));
+        let temp = std::env::temp_dir();
+        remove_stale_notify_dirs(&temp);
+        let dir = temp.join(format!(
+            "{NOTIFY_DIR_PREFIX}{}-{stamp:x}",
+            std::process::id()
+        ));
         std::fs::DirBuilder::new()
             .mode(0o700)
             .create(&dir)
@@ -320,6 +325,36 @@ impl NotifySocket {
 impl Drop for NotifySocket {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(target_os = "linux")]
+const NOTIFY_DIR_PREFIX: &str = "cargo-hot-notify-";
+
+/// A cargo hot that was SIGKILLed could not remove its notify directory; the next run does,
+/// for every directory of ours whose process is gone.
+#[cfg(target_os = "linux")]
+fn remove_stale_notify_dirs(temp: &Path) {
+    let Ok(entries) = std::fs::read_dir(temp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(NOTIFY_DIR_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<libc::pid_t>().ok())
+            .filter(|pid| *pid > 0)
+        else {
+            continue;
+        };
+        // SAFETY: kill with signal 0 only asks whether the process exists.
+        let gone = unsafe { libc::kill(pid, 0) } != 0
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 
@@ -503,5 +538,24 @@ mod tests {
         let dir = path.parent().unwrap().to_path_buf();
         drop(socket);
         assert!(!dir.exists());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn stale_notify_dirs_of_dead_processes_are_removed() {
+        let temp = tempfile::tempdir().unwrap();
+        // A pid that cannot exist (above the kernel's pid_max of 2^22) and our own.
+        let dead = temp.path().join(format!("{NOTIFY_DIR_PREFIX}4194305-1a"));
+        let alive = temp
+            .path()
+            .join(format!("{NOTIFY_DIR_PREFIX}{}-2b", std::process::id()));
+        let other = temp.path().join("cargo-hot-notify-notes");
+        for dir in [&dead, &alive, &other] {
+            std::fs::create_dir(dir).unwrap();
+        }
+        std::fs::write(dead.join("notify"), "").unwrap();
+        remove_stale_notify_dirs(temp.path());
+        assert!(!dead.exists());
+        assert!(alive.exists() && other.exists());
     }
 }
