@@ -78,16 +78,10 @@ impl Lines {
                 )
             }
             Event::Affected {
-                targets,
-                packages,
-                unowned,
+                targets, unowned, ..
             } => {
                 if targets.is_empty() {
-                    (
-                        "Unaffected",
-                        Tone::Dim,
-                        self.why_unaffected(packages, unowned),
-                    )
+                    ("Unaffected", Tone::Dim, self.why_unaffected(unowned))
                 } else {
                     let list: Vec<String> = targets
                         .iter()
@@ -255,28 +249,19 @@ impl Lines {
 
     /// Why a settled change restarts nothing: it belongs to packages no selected target
     /// depends on, or to no package at all.
-    fn why_unaffected(&self, packages: &[String], unowned: &[PathBuf]) -> String {
-        let mut parts = Vec::new();
-        if !packages.is_empty() {
-            parts.push(format!(
-                "no selected target depends on {}",
-                packages.join(", ")
-            ));
-        }
-        if let Some(first) = unowned.first() {
-            let more = match unowned.len() - 1 {
-                0 => String::new(),
-                n => format!(" and {n} more"),
-            };
-            parts.push(format!(
-                "{}{more} belongs to no package and no target reads it",
-                self.display(first)
-            ));
-        }
-        if parts.is_empty() {
-            "no selected target depends on it".to_string()
-        } else {
-            parts.join("; ")
+    /// Why nothing restarts. `unowned` holds the paths that affect no selected target, for
+    /// whichever reason (under no package, in a package no selected target depends on, or
+    /// read by no target's build, as cargo's dep-info says): only what holds for all of them
+    /// is said.
+    fn why_unaffected(&self, unowned: &[PathBuf]) -> String {
+        match unowned {
+            [] => "no selected target is built from the changed files".to_string(),
+            [one] => format!("no selected target is built from {}", self.display(one)),
+            [first, rest @ ..] => format!(
+                "no selected target is built from {} and {} more",
+                self.display(first),
+                rest.len()
+            ),
         }
     }
 
@@ -384,8 +369,7 @@ mod tests {
         };
         assert_eq!(
             lines(Verbosity::Normal).line(&nothing).unwrap(),
-            "  Unaffected no selected target depends on docs; notes.txt belongs to no package \
-             and no target reads it"
+            "  Unaffected no selected target is built from notes.txt"
         );
     }
 
