@@ -370,6 +370,11 @@ impl Hot {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// The pid of cargo-hot itself.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn signal(&self, signal: i32) {
         unsafe { libc::kill(self.child.id() as i32, signal) };
     }

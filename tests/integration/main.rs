@@ -2,6 +2,7 @@
 //! All in one test binary so the fixture template is built once.
 
 mod affected;
+mod faults;
 mod harness;
 mod lifecycle;
 mod watching;
