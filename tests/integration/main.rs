@@ -3,6 +3,7 @@
 
 mod affected;
 mod cli;
+mod faults;
 mod handoff;
 mod harness;
 mod lifecycle;

@@ -1,0 +1,214 @@
+//! The benchmark suite of issue 6: drives the release `cargo-hot` binary on a fresh temp copy
+//! of `fixtures/workspace`, on a generated big tree and on a generated 300-crate workspace,
+//! and prints one table. Every timing is a median over several runs, and every ratio is
+//! measured against the bare cargo sequence in the same run.
+//!
+//! ```sh
+//! cargo run --release --example bench              # 5 runs, 10 s idle windows
+//! cargo run --release --example bench -- --runs 3 --idle 5
+//! ```
+//!
+//! It builds `cargo-hot` itself (`cargo build --release --bin cargo-hot`, a no-op when
+//! fresh) and runs `target/release/cargo-hot`. It is an example, not a test: `cargo test`
+//! and `cargo clippy --all-targets` compile it and never run it. Linux only (`/proc`).
+//!
+//! Files: `hot.rs` (starting cargo-hot and reading its `--json` events), `procfs.rs` (CPU,
+//! RSS, inotify watches of a pid), `trees.rs` (the generated trees), `items.rs` (one
+//! function per item of the issue).
+
+mod hot;
+mod items;
+mod procfs;
+mod trees;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+
+use crate::hot::cargo;
+
+/// What the command line asked for.
+struct Options {
+    runs: usize,
+    idle_secs: u64,
+}
+
+fn parse_options() -> Result<Options> {
+    let mut options = Options {
+        runs: 5,
+        idle_secs: 10,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut number = |name: &str| -> Result<u64> {
+            let value = args
+                .next()
+                .with_context(|| format!("{name} needs a number"))?;
+            value
+                .parse()
+                .with_context(|| format!("{name} {value}: not a whole number"))
+        };
+        match arg.as_str() {
+            "--runs" => options.runs = number("--runs")?.max(1) as usize,
+            "--idle" => options.idle_secs = number("--idle")?.max(1),
+            "-h" | "--help" => {
+                println!(
+                    "usage: cargo run --release --example bench -- [--runs N (5)] [--idle SECS (10)]"
+                );
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other:?}; try --help"),
+        }
+    }
+    Ok(options)
+}
+
+/// One row of the final table.
+pub struct Row {
+    pub item: &'static str,
+    pub measure: String,
+    pub hot: String,
+    pub baseline: String,
+    pub result: String,
+    pub target: &'static str,
+    pub met: Option<bool>,
+}
+
+fn main() -> Result<()> {
+    let options = parse_options()?;
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let bin = build_cargo_hot(repo)?;
+    let temp = tempfile::Builder::new()
+        .prefix("cargo-hot-bench-")
+        .tempdir()
+        .context("failed to create a temp dir")?;
+    let load_before = load_average();
+    let started = Instant::now();
+    eprintln!(
+        "bench: {} runs, {} s idle windows, in {}",
+        options.runs,
+        options.idle_secs,
+        temp.path().display()
+    );
+
+    let ws = temp.path().join("fixture");
+    trees::copy_fixture(&repo.join("fixtures/workspace"), &ws)?;
+    eprintln!("bench: building the fixture copy (debug)");
+    let status = cargo(&ws)
+        .args(["build", "--workspace", "--bins", "--quiet"])
+        .status()
+        .context("failed to run cargo build on the fixture copy")?;
+    if !status.success() {
+        bail!("cargo build of the fixture copy failed ({status})");
+    }
+
+    let mut rows = Vec::new();
+    eprintln!("bench: 1. save → serving");
+    rows.extend(items::save_to_serving(&bin, &ws, options.runs)?);
+    eprintln!("bench: 2. idle on the fixture");
+    let fixture_idle = items::idle(&bin, &ws, options.idle_secs)?;
+    eprintln!("bench: 4. storm and noise");
+    rows.extend(items::storm_and_noise(&bin, &ws, options.runs.min(3))?);
+    eprintln!("bench: generating the big tree");
+    let big = trees::big_tree(&ws)?;
+    eprintln!("bench: 2./3. start-up and idle on the big tree");
+    let startup = items::startup(&bin, &ws, &big, options.runs)?;
+    let big_idle = items::idle(&bin, &ws, options.idle_secs)?;
+    eprintln!("bench: 5. graph");
+    let graph_dir = temp.path().join("graph");
+    rows.extend(items::graph(&bin, &graph_dir, options.runs.max(9))?);
+
+    rows.extend(items::idle_rows(
+        "fixture",
+        &fixture_idle,
+        15 * 1024,
+        options.idle_secs,
+    ));
+    rows.extend(items::idle_rows(
+        "big tree",
+        &big_idle,
+        40 * 1024,
+        options.idle_secs,
+    ));
+    rows.extend(startup);
+    rows.sort_by_key(|r| r.item);
+
+    println!();
+    println!(
+        "cargo-hot bench: {} runs (medians), {} s idle windows, {} CPUs, load average {} before / {} after, {:.0} s in all",
+        options.runs,
+        options.idle_secs,
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        load_before,
+        load_average(),
+        started.elapsed().as_secs_f64()
+    );
+    println!();
+    print_table(&rows);
+    println!();
+    println!(
+        "CPU is the sum over cargo-hot's threads of /proc/PID/task/*/schedstat (ns); the reaper \
+         is a separate process (its figures are its own rows); targets are not counted."
+    );
+    let missed: Vec<&Row> = rows.iter().filter(|r| r.met == Some(false)).collect();
+    if !missed.is_empty() {
+        println!("missed targets: {}", missed.len());
+    }
+    Ok(())
+}
+
+/// Builds the release binary and returns its path, next to this example's own target dir.
+fn build_cargo_hot(repo: &Path) -> Result<PathBuf> {
+    eprintln!("bench: cargo build --release --bin cargo-hot");
+    let status = std::process::Command::new(hot::cargo_program())
+        .args([
+            "build",
+            "--release",
+            "--bin",
+            "cargo-hot",
+            "--manifest-path",
+        ])
+        .arg(repo.join("Cargo.toml"))
+        .status()
+        .context("failed to run cargo build --release")?;
+    if !status.success() {
+        bail!("cargo build --release --bin cargo-hot failed ({status})");
+    }
+    // This example runs from TARGET/PROFILE/examples/bench.
+    let exe = std::env::current_exe().context("failed to locate the bench executable")?;
+    let target = exe
+        .ancestors()
+        .nth(3)
+        .context("the bench executable is not inside a target dir")?;
+    let bin = target.join("release/cargo-hot");
+    if !bin.is_file() {
+        bail!(
+            "{} not found after building it; is CARGO_TARGET_DIR changing between builds?",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn print_table(rows: &[Row]) {
+    println!("| # | measure | cargo hot | baseline (same run) | result | target | met |");
+    println!("|---|---|---|---|---|---|---|");
+    for row in rows {
+        let met = match row.met {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "–",
+        };
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            row.item, row.measure, row.hot, row.baseline, row.result, row.target, met
+        );
+    }
+}
