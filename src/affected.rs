@@ -19,6 +19,7 @@ use crate::workspace::{self, BuildKnowledge, Reason, RunKind, Selection};
 struct Report {
     packages: Vec<String>,
     targets: Vec<ReportTarget>,
+    #[serde(serialize_with = "crate::lossy::paths")]
     unaffected: Vec<PathBuf>,
     reload: bool,
 }

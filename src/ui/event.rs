@@ -13,6 +13,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub enum Event {
     /// Watching began (or the watch set changed after a metadata reload).
     Watching {
+        #[serde(serialize_with = "crate::lossy::path")]
         root: PathBuf,
         dirs: usize,
         mode: String,
@@ -20,11 +21,13 @@ pub enum Event {
     },
     /// One raw file event (only with -v).
     FileEvent {
+        #[serde(serialize_with = "crate::lossy::path")]
         path: PathBuf,
         kind: String,
     },
     /// A settled burst of file changes.
     Change {
+        #[serde(serialize_with = "crate::lossy::paths")]
         paths: Vec<PathBuf>,
         count: usize,
     },
@@ -32,6 +35,7 @@ pub enum Event {
     Affected {
         targets: Vec<AffectedTarget>,
         packages: Vec<String>,
+        #[serde(serialize_with = "crate::lossy::paths")]
         unowned: Vec<PathBuf>,
     },
     /// The workspace graph was (re)loaded.
@@ -67,6 +71,7 @@ pub enum Event {
     Started {
         target: String,
         pid: u32,
+        #[serde(serialize_with = "crate::lossy::path")]
         executable: PathBuf,
     },
     /// The process passed its readiness check (at once for targets without one); it serves

@@ -31,12 +31,19 @@ struct OutputLine<'a> {
 
 /// The JSON line for `event`, stamped with `ts`.
 pub fn event_line(event: &Event, ts: u128) -> Option<String> {
-    serde_json::to_string(&Envelope {
+    let envelope = Envelope {
         v: SCHEMA_VERSION,
         ts,
         event,
-    })
-    .ok()
+    };
+    match serde_json::to_string(&envelope) {
+        Ok(line) => Some(line),
+        Err(error) => {
+            // A consumer waits for this event; say on stderr that it will not come.
+            eprintln!("cargo-hot: error: could not write a JSON event ({error}): {event:?}");
+            None
+        }
+    }
 }
 
 /// The `output` event for one line of a target's output.

@@ -37,13 +37,26 @@ pub enum Reason {
     /// the target's own package gives `["api"]`.
     Chain { packages: Vec<String> },
     /// The target's own source file (`src/bin/x.rs`, `examples/x.rs`, `src/bin/x/…`).
-    OwnFile { path: PathBuf },
+    OwnFile {
+        #[serde(serialize_with = "crate::lossy::path")]
+        path: PathBuf,
+    },
     /// The target's dep-info lists this file (e.g. an `include_str!` outside every package).
-    ReadsFile { path: PathBuf },
+    ReadsFile {
+        #[serde(serialize_with = "crate::lossy::path")]
+        path: PathBuf,
+    },
     /// A build script in the target's dependency closure reruns when this path changes.
-    BuildScript { package: String, path: PathBuf },
+    BuildScript {
+        package: String,
+        #[serde(serialize_with = "crate::lossy::path")]
+        path: PathBuf,
+    },
     /// `Cargo.lock`, the root manifest, root cargo config or the toolchain: every target.
-    Global { path: PathBuf },
+    Global {
+        #[serde(serialize_with = "crate::lossy::path")]
+        path: PathBuf,
+    },
 }
 
 impl fmt::Display for Reason {
