@@ -121,13 +121,17 @@ pub struct RunArgs {
     #[command(flatten)]
     pub cargo: CargoArgs,
 
-    /// Quiet period after the last file event before building.
+    /// Read configuration from this TOML file too: the shape of `[workspace.metadata.hot]`
+    /// at its top level. Its keys beat the manifests'; flags beat it.
+    #[arg(long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Quiet period after the last file event before building [default: 50ms].
     ///
     /// A burst of writes (a `git checkout`, `cargo fmt`) ends in one build. Also `2s`, `500`
     /// (milliseconds).
-    #[arg(long, value_name = "DURATION", default_value = "50ms", value_parser = parse_duration,
-          help_heading = "Watching")]
-    pub debounce: Duration,
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Watching")]
+    pub debounce: Option<Duration>,
     /// Poll the file system instead of using native events (Docker bind mounts, network
     /// shares); INTERVAL defaults to 500ms.
     #[arg(long, value_name = "INTERVAL", num_args = 0..=1, require_equals = true,
@@ -137,18 +141,13 @@ pub struct RunArgs {
     #[arg(long = "ignore", value_name = "GLOB", help_heading = "Watching")]
     pub ignore: Vec<String>,
 
-    /// Signal that asks a target to stop (name or number).
-    #[arg(
-        long,
-        value_name = "SIGNAL",
-        default_value = "SIGTERM",
-        help_heading = "Processes"
-    )]
-    pub signal: String,
-    /// How long a target may take to stop before it is killed.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration,
+    /// Signal that asks a target to stop (name or number) [default: SIGTERM].
+    #[arg(long, value_name = "SIGNAL", help_heading = "Processes")]
+    pub signal: Option<String>,
+    /// How long a target may take to stop before it is killed [default: 5s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration,
           help_heading = "Processes")]
-    pub stop_timeout: Duration,
+    pub stop_timeout: Option<Duration>,
 
     /// Listen on ADDR in cargo hot and hand the socket to the targets (systemd socket
     /// activation: fd 3, LISTEN_FDS, LISTEN_PID), so the port never closes across restarts.

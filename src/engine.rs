@@ -34,11 +34,11 @@ const MAX_SETTLE: Duration = Duration::from_secs(1);
 const BUILD_CANCEL_GRACE: Duration = Duration::from_secs(2);
 
 /// Runs `cargo hot run` until a signal asks it to stop. Returns the process exit code.
-pub fn run(config: RunConfig) -> Result<i32> {
+pub fn run(mut config: RunConfig) -> Result<i32> {
     let mut ui = Ui::new(config.output);
     let metadata = config.cargo.metadata_request(&config.cwd);
     let workspace = workspace::load(&metadata)?;
-    let targets = workspace.select(&config.selection, &config.selection_dir())?;
+    let targets = config.apply_workspace(&workspace)?;
     ui.set_root(workspace.root().to_path_buf());
     // Bound before anything starts, so a taken port fails the run at once, and held until
     // cargo hot exits: the sockets outlive every restart.
@@ -50,7 +50,7 @@ pub fn run(config: RunConfig) -> Result<i32> {
     let (proc_tx, proc_rx) = crossbeam_channel::unbounded();
     let (watch_tx, watch_rx) = crossbeam_channel::unbounded();
     let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
-    let notify = if config.ready.iter().any(|r| r.check == ReadyCheck::Notify) {
+    let notify = if config.wants_notify(&targets) {
         Some(
             ready::NotifySocket::start(ready_tx.clone())
                 .context("failed to start the notify socket")?,
@@ -72,8 +72,6 @@ pub fn run(config: RunConfig) -> Result<i32> {
             next_key: 0,
             owners: HashMap::new(),
             colors: HashMap::new(),
-            args: config.target_args.clone(),
-            cwd: config.cwd.clone(),
             inherit_output: !several && config.output.format == OutputFormat::Human,
             manifests: HashMap::new(),
             sockets,
@@ -305,7 +303,12 @@ impl Engine {
         let mut affected = self
             .workspace
             .affected(&paths, &self.targets, &self.knowledge);
-        if affected.reload {
+        let config_changed = self
+            .config
+            .config_file
+            .as_ref()
+            .is_some_and(|file| paths.iter().any(|p| p == file));
+        if affected.reload || config_changed {
             if !self.reload() {
                 return;
             }
@@ -347,15 +350,26 @@ impl Engine {
                 return false;
             }
         };
-        let targets = match workspace.select(&self.config.selection, &self.config.selection_dir()) {
+        // The configuration is re-read with the manifests; a broken one changes nothing.
+        let mut config = self.config.clone();
+        let targets = match config.apply_workspace(&workspace) {
             Ok(targets) => targets,
             Err(error) => {
                 self.ui.emit(&Event::Error {
-                    message: format!("{error:#}\nkeeping the current targets"),
+                    message: format!(
+                        "{error:#}\nthe last good configuration, workspace graph and targets stay in force; fix it and save again"
+                    ),
                 });
                 return false;
             }
         };
+        if config.listen != self.config.listen {
+            self.ui.emit(&Event::Warning {
+                message: "the listening sockets changed: cargo hot binds them once, so restart cargo hot to apply that".into(),
+            });
+            config.listen = self.config.listen.clone();
+        }
+        self.config = config;
         self.ui.emit(&Event::MetadataReloaded {
             packages: workspace.packages().len(),
         });
@@ -368,9 +382,8 @@ impl Engine {
                 message: format!("failed to update the watched directories: {error:#}"),
             });
         }
-        if targets != self.targets {
-            self.set_targets(targets);
-        }
+        // Always: a changed configuration changes the settings of targets that stay.
+        self.set_targets(targets);
         true
     }
 
@@ -399,7 +412,11 @@ impl Engine {
             .iter()
             .map(
                 |target| match old.iter().position(|j| &j.target == target) {
-                    Some(i) => old.swap_remove(i),
+                    Some(i) => {
+                        let mut job = old.swap_remove(i);
+                        job.set_policy(self.procs.settings[target].policy);
+                        job
+                    }
                     None => Job::new(target.clone(), self.procs.settings[target].policy),
                 },
             )
@@ -790,8 +807,6 @@ struct LiveProcesses {
     owners: HashMap<ProcKey, Owner>,
     /// Target name → colour index, stable for the session.
     colors: HashMap<String, usize>,
-    args: Vec<OsString>,
-    cwd: PathBuf,
     /// One target in a human terminal gets the terminal itself (colours, progress bars).
     inherit_output: bool,
     /// Package name → (directory, version), for the CARGO_* variables `cargo run` sets.
@@ -855,17 +870,21 @@ impl LiveProcesses {
 
 impl Processes for LiveProcesses {
     fn spawn(&mut self, target: &TargetId, staged: &Staged, key: ProcKey) -> Result<u32> {
-        let check = self
+        let settings = self
             .settings
             .get(target)
-            .map_or(ReadyCheck::Started, |s| s.ready.clone());
+            .with_context(|| format!("no settings for {target}"))?;
+        let check = settings.ready.clone();
+        let (args, cwd) = (settings.args.clone(), settings.cwd.clone());
+        // The configured `env` first: what cargo hot sets below must win.
+        let mut env: Vec<(OsString, OsString)> = settings.env.clone();
         // A `log:` check must see the output, so it cannot go straight to the terminal.
         let output = if self.inherit_output && !matches!(check, ReadyCheck::Log(_)) {
             Io::Inherit
         } else {
             Io::Lines
         };
-        let mut env: Vec<(OsString, OsString)> = vec![("CARGO_HOT".into(), "1".into())];
+        env.push(("CARGO_HOT".into(), "1".into()));
         if let Some((dir, version)) = self.manifests.get(&target.package) {
             env.push(("CARGO_MANIFEST_DIR".into(), dir.into()));
             env.push(("CARGO_PKG_NAME".into(), target.package.clone().into()));
@@ -896,8 +915,8 @@ impl Processes for LiveProcesses {
         let spawn = Spawn {
             program: staged.path.clone(),
             arg0: Some(target.name.clone().into()),
-            args: self.args.clone(),
-            cwd: Some(self.cwd.clone()),
+            args,
+            cwd: Some(cwd),
             env,
             env_remove,
             // A target in a background process group that reads the terminal would be
