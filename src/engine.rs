@@ -382,9 +382,36 @@ impl Engine {
                 message: format!("failed to update the watched directories: {error:#}"),
             });
         }
-        // Always: a changed configuration changes the settings of targets that stay.
+        // Always: a changed configuration changes the settings of targets that stay, and
+        // those are restarted (with the executable they run) so the change is seen.
+        let before = self.procs.settings.clone();
         self.set_targets(targets);
+        let changed: Vec<TargetId> = self
+            .targets
+            .iter()
+            .filter(|t| {
+                before
+                    .get(*t)
+                    .is_some_and(|old| *old != self.procs.settings[*t])
+            })
+            .cloned()
+            .collect();
+        self.restart_current(&changed, "configuration changed", Instant::now());
         true
+    }
+
+    /// Restarts `targets` with the executable each last ran: no build.
+    fn restart_current(&mut self, targets: &[TargetId], reason: &str, now: Instant) {
+        let mut events = Vec::new();
+        for job in &mut self.jobs {
+            if !targets.contains(&job.target) {
+                continue;
+            }
+            if let Some(latest) = job.latest.clone() {
+                job.replace(latest, reason, &mut self.procs, &mut events, now);
+            }
+        }
+        self.flush(events);
     }
 
     /// Adopts a new selection: jobs of targets that are gone are stopped, new ones wait for

@@ -7,7 +7,7 @@
 //! workspace > defaults.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
@@ -217,6 +217,7 @@ mod tests {
     use super::*;
     use crate::process::Signal;
     use crate::workspace::RunKind;
+    use std::path::PathBuf;
 
     fn id(package: &str, name: &str) -> TargetId {
         TargetId {

@@ -2,6 +2,7 @@
 //! All in one test binary so the fixture template is built once.
 
 mod affected;
+mod config;
 mod handoff;
 mod harness;
 mod lifecycle;

@@ -1,0 +1,181 @@
+//! Configuration: `[workspace.metadata.hot]`, `[package.metadata.hot]` and `--config FILE`
+//! written into the test's copy of the fixture, and what the started processes see (read from
+//! `/proc`: their arguments, environment and working directory).
+
+use std::fs;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::harness::*;
+
+/// The arguments a process was started with (after argv[0]).
+fn cmdline(pid: u32) -> Vec<String> {
+    let raw = fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    raw.split(|b| *b == 0)
+        .filter(|s| !s.is_empty())
+        .skip(1)
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect()
+}
+
+fn environ(pid: u32, name: &str) -> Option<String> {
+    let raw = fs::read(format!("/proc/{pid}/environ")).unwrap();
+    raw.split(|b| *b == 0).find_map(|entry| {
+        let entry = String::from_utf8_lossy(entry);
+        entry.strip_prefix(&format!("{name}=")).map(str::to_string)
+    })
+}
+
+fn cwd(pid: u32) -> PathBuf {
+    fs::read_link(format!("/proc/{pid}/cwd")).unwrap()
+}
+
+/// Appends `text` to the copy's `relative` manifest.
+fn append(ws: &Workspace, relative: &str, text: &str) {
+    let manifest = ws.read(relative);
+    ws.write(relative, &format!("{manifest}\n{text}"));
+}
+
+#[test]
+fn a_bare_cargo_hot_runs_what_the_workspace_table_says() {
+    let ws = Workspace::new();
+    append(
+        &ws,
+        "Cargo.toml",
+        r#"
+[workspace.metadata.hot]
+run = ["api"]
+debounce = "80ms"
+
+[workspace.metadata.hot.targets.api]
+args = ["--port", "0"]
+env = { HOT_TEST = "from the workspace", LAYER = "workspace" }
+cwd = "docs"
+signal = "SIGINT"
+"#,
+    );
+    append(
+        &ws,
+        "api/Cargo.toml",
+        r#"
+[package.metadata.hot.targets.api]
+env = { LAYER = "package" }
+"#,
+    );
+    let mut hot = ws.hot(&[]);
+    let watching = hot.wait_event("watching", EVENT_TIMEOUT, |_| true);
+    assert_eq!(watching["targets"], serde_json::json!(["api"]));
+    let api = hot.started("api");
+    hot.api_port();
+    assert_eq!(cmdline(api), ["--port", "0"]);
+    assert_eq!(
+        environ(api, "HOT_TEST").as_deref(),
+        Some("from the workspace")
+    );
+    // Package over workspace.
+    assert_eq!(environ(api, "LAYER").as_deref(), Some("package"));
+    assert_eq!(cwd(api), ws.root().canonicalize().unwrap().join("docs"));
+
+    // The configured signal is what stops it.
+    hot.signal(libc::SIGTERM);
+    let stopping = hot.wait_event("stopping", EVENT_TIMEOUT, |e| e["target"] == "api");
+    assert_eq!(stopping["signal"], "SIGINT", "{stopping}");
+    assert_eq!(hot.wait_exit(Duration::from_secs(30)), Some(0));
+}
+
+#[test]
+fn flags_beat_the_config_file_which_beats_the_manifests() {
+    let ws = Workspace::new();
+    append(
+        &ws,
+        "Cargo.toml",
+        r#"
+[workspace.metadata.hot]
+run = ["worker"]
+
+[workspace.metadata.hot.targets.api]
+env = { LAYER = "workspace", KEPT = "workspace" }
+cwd = "docs"
+"#,
+    );
+    ws.write(
+        "hot.toml",
+        r#"
+[targets.api]
+env = { LAYER = "file" }
+cwd = "api"
+args = ["--from-file"]
+"#,
+    );
+    // `--bin api` beats `run`, `-- --port 0` beats the file's args.
+    let mut hot = ws.hot(&["--config", "hot.toml", "--bin", "api", "--", "--port", "0"]);
+    let watching = hot.wait_event("watching", EVENT_TIMEOUT, |_| true);
+    assert_eq!(watching["targets"], serde_json::json!(["api"]));
+    let api = hot.started("api");
+    hot.api_port();
+    assert_eq!(cmdline(api), ["--port", "0"]);
+    assert_eq!(environ(api, "LAYER").as_deref(), Some("file"));
+    assert_eq!(environ(api, "KEPT").as_deref(), Some("workspace"));
+    assert_eq!(cwd(api), ws.root().canonicalize().unwrap().join("api"));
+}
+
+#[test]
+fn bad_configuration_fails_at_start_naming_file_key_and_fix() {
+    let ws = Workspace::new();
+    append(
+        &ws,
+        "Cargo.toml",
+        "[workspace.metadata.hot.targets.api]\nstop_timeout = \"10s\"\n",
+    );
+    let mut hot = ws.hot(&["--bin", "api"]);
+    assert_eq!(hot.wait_exit(Duration::from_secs(60)), Some(1));
+    let stderr = hot.stderr();
+    assert!(stderr.contains("Cargo.toml"), "{stderr}");
+    assert!(
+        stderr.contains("unknown key `workspace.metadata.hot.targets.api.stop_timeout`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("did you mean `stop-timeout`?"), "{stderr}");
+
+    ws.replace("Cargo.toml", "stop_timeout", "stop-timeout");
+    ws.write("hot.toml", "[targets.api]\nstop-timeout = true\n");
+    let mut hot = ws.hot(&["--config", "hot.toml", "--bin", "worker"]);
+    assert_eq!(hot.wait_exit(Duration::from_secs(60)), Some(1));
+    let stderr = hot.stderr();
+    assert!(
+        stderr.contains("hot.toml: `targets.api.stop-timeout`: expected a duration"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_broken_config_saved_while_running_keeps_the_last_good_one() {
+    let ws = Workspace::new();
+    ws.write("hot.toml", "[targets.api]\nenv = { GREETING = \"one\" }\n");
+    let mut hot = ws.hot(&["--config", "hot.toml", "--bin", "api"]);
+    let api = hot.started("api");
+    hot.api_port();
+    assert_eq!(environ(api, "GREETING").as_deref(), Some("one"));
+
+    ws.write("hot.toml", "[targets.api]\nenv = { GREETING = \"two\" \n");
+    let error = hot.wait_event("error", EVENT_TIMEOUT, |_| true);
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("hot.toml"), "{message}");
+    assert!(message.contains("last good configuration"), "{message}");
+    assert!(alive(api));
+
+    // Fixed: the new settings restart the target with the executable it already had.
+    let mark = hot.mark();
+    ws.write("hot.toml", "[targets.api]\nenv = { GREETING = \"two\" }\n");
+    let restarted = hot.started("api");
+    assert_ne!(restarted, api);
+    assert_eq!(environ(restarted, "GREETING").as_deref(), Some("two"));
+    assert!(
+        !hot.since(mark)
+            .iter()
+            .any(|e| e["event"] == "build-started"),
+        "no cargo build for a configuration change:\n{}",
+        hot.history()
+    );
+    assert!(wait_gone(api, Duration::from_secs(10)));
+}
