@@ -54,6 +54,9 @@ pub enum Command {
     /// `git diff --name-only main | cargo hot affected --workspace` answers "which services
     /// does this branch touch?".
     Affected(AffectedArgs),
+    /// Add a commented starter [workspace.metadata.hot] section, listing the workspace's
+    /// binaries, to the root Cargo.toml. Nothing else in the file changes.
+    Init(InitArgs),
 }
 
 /// Which targets to run, in cargo's words.
@@ -227,6 +230,13 @@ pub struct AffectedArgs {
     /// Changed paths (relative to the current directory); read from stdin when none.
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct InitArgs {
+    /// Path to Cargo.toml (any manifest of the workspace).
+    #[arg(long, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
 }
 
 #[cfg(test)]

@@ -58,6 +58,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let env = Env::from_process();
     match cli.command {
         Some(Command::Affected(args)) => affected::run(&args, &env, &cwd),
+        Some(Command::Init(args)) => config::init::run(&args, &env, &cwd),
         Some(Command::Run(args)) => engine::run(RunConfig::resolve(&args, &env, &cwd)?),
         None => engine::run(RunConfig::resolve(&cli.run, &env, &cwd)?),
     }

@@ -10,6 +10,7 @@
 //! command line > `--config` file > package > workspace > defaults.
 
 mod file;
+pub mod init;
 mod merge;
 
 pub use file::{TargetLayer, WatchAction, WatchEntry};

@@ -179,3 +179,47 @@ fn a_broken_config_saved_while_running_keeps_the_last_good_one() {
     );
     assert!(wait_gone(api, Duration::from_secs(10)));
 }
+
+fn init(ws: &Workspace) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_cargo-hot"))
+        .args(["hot", "init"])
+        .current_dir(ws.path("api"))
+        .env(
+            "CARGO",
+            std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()),
+        )
+        .output()
+        .expect("run cargo-hot init")
+}
+
+#[test]
+fn init_appends_a_starter_section_and_refuses_a_second() {
+    let ws = Workspace::new();
+    let before = ws.read("Cargo.toml");
+    assert!(
+        before.contains("# The fixture workspace"),
+        "the fixture has comments"
+    );
+    let output = init(&ws);
+    assert!(output.status.success(), "{output:?}");
+    let after = ws.read("Cargo.toml");
+    assert!(
+        after.starts_with(&before),
+        "the manifest is kept intact:\n{after}"
+    );
+    assert!(after.contains("run = [\"api\", \"worker\"]"), "{after}");
+
+    let again = init(&ws);
+    assert_eq!(again.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        stderr.contains("already has a [workspace.metadata.hot] section"),
+        "{stderr}"
+    );
+    assert_eq!(ws.read("Cargo.toml"), after);
+
+    // What it wrote is what a bare `cargo hot` runs.
+    let mut hot = ws.hot(&[]);
+    let watching = hot.wait_event("watching", EVENT_TIMEOUT, |_| true);
+    assert_eq!(watching["targets"], serde_json::json!(["api", "worker"]));
+}
