@@ -300,6 +300,41 @@ impl Engine {
             count: paths.len(),
             paths: paths.clone(),
         });
+        // `[[watch]]` entries first: a `restart` path needs no cargo call at all.
+        let workspace = &self.workspace;
+        let plan = self.config.hot.watch_plan(
+            &paths,
+            |path| match workspace.owner(path) {
+                Some(package) => self
+                    .targets
+                    .iter()
+                    .filter(|t| t.package == package.name)
+                    .cloned()
+                    .collect(),
+                None => Vec::new(),
+            },
+            &self.targets,
+        );
+        for (entry, path) in &plan.unassigned {
+            self.ui.emit(&Event::Warning {
+                message: format!(
+                    "`{entry}` matched {}, which no selected target's package owns: list the targets in the entry's `targets`",
+                    path.display()
+                ),
+            });
+        }
+        let restart: Vec<TargetId> = plan.restart.into_iter().collect();
+        self.restart_current(&restart, "a watched file changed", now);
+        let paths: Vec<PathBuf> = paths
+            .into_iter()
+            .filter(|p| !plan.handled.contains(p))
+            .collect();
+        if paths.is_empty() {
+            if !plan.rebuild.is_empty() {
+                self.request_build(plan.rebuild, now);
+            }
+            return;
+        }
         let mut affected = self
             .workspace
             .affected(&paths, &self.targets, &self.knowledge);
@@ -329,7 +364,8 @@ impl Engine {
             packages: affected.packages.clone(),
             unowned: affected.unowned.clone(),
         });
-        let wanted: BTreeSet<TargetId> = affected.targets.into_keys().collect();
+        let mut wanted: BTreeSet<TargetId> = affected.targets.into_keys().collect();
+        wanted.extend(plan.rebuild);
         if !wanted.is_empty() {
             self.request_build(wanted, now);
         }

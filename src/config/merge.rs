@@ -6,8 +6,8 @@
 //! [`super::RunConfig`], so the full order is: command line > `--config` file > package >
 //! workspace > defaults.
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Result};
@@ -186,6 +186,84 @@ impl Resolver<'_> {
             ),
         }
     }
+}
+
+/// What the `restart` and `rebuild` watch entries make of a burst of changed paths.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct WatchPlan {
+    /// Targets to restart with the executable they run: no cargo call.
+    pub restart: BTreeSet<TargetId>,
+    /// Targets to build even if no package owns the paths.
+    pub rebuild: BTreeSet<TargetId>,
+    /// Paths a `restart` entry took: they are not a reason to build.
+    pub handled: Vec<PathBuf>,
+    /// A path an entry matched, with no `targets` and no selected target in its package.
+    pub unassigned: Vec<(String, PathBuf)>,
+}
+
+impl HotConfig {
+    /// Matches `paths` (absolute) against the watch entries: the first entry whose globs
+    /// match a path decides for it. Only `selected` targets are restarted or rebuilt; an
+    /// entry without `targets` means the selected targets of the package owning the path.
+    pub fn watch_plan(
+        &self,
+        paths: &[PathBuf],
+        owner_targets: impl Fn(&Path) -> Vec<TargetId>,
+        selected: &[TargetId],
+    ) -> WatchPlan {
+        let mut plan = WatchPlan::default();
+        let entries: Vec<_> = self
+            .watch
+            .iter()
+            .filter(|(entry, _)| entry.action != file::WatchAction::Ignore)
+            .filter_map(|(entry, ids)| Some((entry, ids, glob_set(entry)?)))
+            .collect();
+        for path in paths {
+            let hit = entries.iter().find(|(entry, _, globs)| {
+                path.strip_prefix(&entry.base)
+                    .is_ok_and(|rel| globs.is_match(rel))
+            });
+            let Some((entry, ids, _)) = hit else { continue };
+            let wanted = if ids.is_empty() {
+                owner_targets(path)
+            } else {
+                ids.to_vec()
+            };
+            let targets: Vec<TargetId> = wanted
+                .into_iter()
+                .filter(|t| selected.contains(t))
+                .collect();
+            if targets.is_empty() && ids.is_empty() {
+                plan.unassigned.push((entry.key.clone(), path.clone()));
+            }
+            match entry.action {
+                file::WatchAction::Restart => {
+                    plan.restart.extend(targets);
+                    plan.handled.push(path.clone());
+                }
+                file::WatchAction::Rebuild => plan.rebuild.extend(targets),
+                file::WatchAction::Ignore => {}
+            }
+        }
+        // A target that is rebuilt restarts if its executable changed: no second restart.
+        plan.restart.retain(|t| !plan.rebuild.contains(t));
+        plan
+    }
+}
+
+/// The entry's globs; they were checked when the configuration was parsed.
+fn glob_set(entry: &WatchEntry) -> Option<globset::GlobSet> {
+    let mut builder = globset::GlobSetBuilder::new();
+    for glob in &entry.paths {
+        let glob = glob.strip_prefix("./").unwrap_or(glob);
+        builder.add(
+            globset::GlobBuilder::new(glob)
+                .literal_separator(true)
+                .build()
+                .ok()?,
+        );
+    }
+    builder.build().ok()
 }
 
 /// The globs of `action = "ignore"` watch entries, as gitignore lines anchored at `root`
@@ -399,5 +477,86 @@ mod tests {
         .unwrap();
         assert_eq!(merged.watch[0].1, [id("worker", "worker")]);
         assert_eq!(ignored_globs(&merged, Path::new("/ws")), ["/api/notes/**"]);
+    }
+}
+
+#[cfg(test)]
+mod watch_tests {
+    use super::*;
+    use crate::workspace::RunKind;
+
+    fn id(name: &str) -> TargetId {
+        TargetId {
+            package: name.into(),
+            name: name.into(),
+            kind: RunKind::Bin,
+        }
+    }
+
+    fn entry(paths: &[&str], base: &str, action: file::WatchAction) -> WatchEntry {
+        WatchEntry {
+            paths: paths.iter().map(|p| p.to_string()).collect(),
+            base: base.into(),
+            action,
+            targets: Vec::new(),
+            key: "workspace.metadata.hot.watch[0]".into(),
+        }
+    }
+
+    fn owner(path: &Path) -> Vec<TargetId> {
+        if path.starts_with("/ws/api") {
+            vec![id("api")]
+        } else {
+            Vec::new()
+        }
+    }
+
+    #[test]
+    fn restart_and_rebuild_entries() {
+        let config = HotConfig {
+            watch: vec![
+                (
+                    entry(&["templates/**"], "/ws/api", file::WatchAction::Restart),
+                    Vec::new(),
+                ),
+                (
+                    entry(&["config/*.toml"], "/ws", file::WatchAction::Rebuild),
+                    vec![id("worker"), id("unselected")],
+                ),
+                (
+                    entry(&["assets/*"], "/ws", file::WatchAction::Restart),
+                    Vec::new(),
+                ),
+            ],
+            ..HotConfig::default()
+        };
+        let paths: Vec<PathBuf> = [
+            "/ws/api/templates/pages/index.html",
+            "/ws/config/app.toml",
+            // `*` stops at a slash.
+            "/ws/config/nested/app.toml",
+            "/ws/assets/logo.svg",
+            "/ws/api/src/main.rs",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+        let plan = config.watch_plan(&paths, owner, &[id("api"), id("worker")]);
+        assert_eq!(plan.restart, [id("api")].into());
+        assert_eq!(plan.rebuild, [id("worker")].into());
+        assert_eq!(
+            plan.handled,
+            [
+                PathBuf::from("/ws/api/templates/pages/index.html"),
+                PathBuf::from("/ws/assets/logo.svg")
+            ]
+        );
+        assert_eq!(
+            plan.unassigned,
+            [(
+                "workspace.metadata.hot.watch[0]".to_string(),
+                PathBuf::from("/ws/assets/logo.svg")
+            )]
+        );
     }
 }

@@ -14,7 +14,7 @@ pub mod init;
 mod merge;
 
 pub use file::{TargetLayer, WatchAction, WatchEntry};
-pub use merge::HotConfig;
+pub use merge::{HotConfig, WatchPlan};
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -199,16 +199,6 @@ impl RunConfig {
     /// default. On error `self` is unchanged, so the last good configuration stays in force.
     pub fn apply_workspace(&mut self, workspace: &Workspace) -> Result<Vec<TargetId>> {
         let hot = merge::load(workspace, self.config_file.as_deref())?;
-        if let Some((entry, _)) = hot
-            .watch
-            .iter()
-            .find(|(e, _)| e.action != WatchAction::Ignore)
-        {
-            bail!(
-                "`{}`: only action = \"ignore\" is supported in this version",
-                entry.key
-            );
-        }
         let targets = match &hot.run {
             Some(run) if self.selection == Selection::default() => run.clone(),
             _ => workspace.select(&self.selection, &self.selection_dir())?,

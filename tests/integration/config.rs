@@ -223,3 +223,61 @@ fn init_appends_a_starter_section_and_refuses_a_second() {
     let watching = hot.wait_event("watching", EVENT_TIMEOUT, |_| true);
     assert_eq!(watching["targets"], serde_json::json!(["api", "worker"]));
 }
+
+#[test]
+fn watch_entries_restart_without_cargo_rebuild_on_demand_and_ignore() {
+    let ws = Workspace::new();
+    ws.write("api/templates/index.html", "<h1>v1</h1>\n");
+    ws.write("config/app.toml", "level = 1\n");
+    append(
+        &ws,
+        "Cargo.toml",
+        r#"
+[[workspace.metadata.hot.watch]]
+paths = ["config/*.toml"]
+action = "rebuild"
+targets = ["worker"]
+
+[[workspace.metadata.hot.watch]]
+paths = ["api/scratch/**"]
+action = "ignore"
+"#,
+    );
+    append(
+        &ws,
+        "api/Cargo.toml",
+        r#"
+[[package.metadata.hot.watch]]
+paths = ["templates/**"]
+action = "restart"
+"#,
+    );
+    let mut hot = ws.hot(&["--bin", "api", "--bin", "worker"]);
+    let [api, worker] = hot.started_all(["api", "worker"]);
+    hot.api_port();
+
+    // Ignored, then a template: the first change the loop sees is the template alone.
+    ws.write("api/scratch/notes.txt", "ignored\n");
+    let mark = hot.mark();
+    ws.write("api/templates/index.html", "<h1>v2</h1>\n");
+    let change = hot.wait_event("change", EVENT_TIMEOUT, |_| true);
+    let paths = change["paths"].to_string();
+    assert!(paths.contains("index.html"), "{change}");
+    assert!(!paths.contains("notes.txt"), "{change}");
+    let restarted = hot.started("api");
+    assert_ne!(restarted, api);
+    assert!(wait_gone(api, Duration::from_secs(10)));
+    assert!(alive(worker), "the template belongs to api only");
+    assert!(
+        !hot.since(mark)
+            .iter()
+            .any(|e| e["event"] == "build-started"),
+        "a restart entry never calls cargo:\n{}",
+        hot.history()
+    );
+
+    // A file no package owns still builds the listed target.
+    ws.write("config/app.toml", "level = 2\n");
+    let build = hot.build_started();
+    assert_eq!(build["targets"], serde_json::json!(["worker"]), "{build}");
+}
