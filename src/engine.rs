@@ -20,6 +20,7 @@ use crossbeam_channel::{never, select, Receiver, Sender};
 
 use crate::build::{self, Build, Progress, Staged};
 use crate::config::{OutputFormat, RunConfig, TargetSettings, Verbosity};
+use crate::hooks::{self, Stage};
 use crate::process::{self, Io, ProcEvent, ProcKey, Reaper, Signal, Spawn, Stream};
 use crate::ready::{self, PollerGuard, ReadyCheck, ReadyMsg};
 use crate::sockets::Sockets;
@@ -87,6 +88,7 @@ pub fn run(mut config: RunConfig) -> Result<i32> {
         watcher,
         knowledge: BuildKnowledge::default(),
         pending: Pending::default(),
+        changed: BTreeSet::new(),
         build: None,
         queued: BTreeSet::new(),
         quit: None,
@@ -126,6 +128,8 @@ struct Engine {
     ui: Ui,
     watcher: Watcher,
     pending: Pending,
+    /// Paths changed since the last good build, for hooks (`HOT_CHANGED`).
+    changed: BTreeSet<PathBuf>,
     build: Option<ActiveBuild>,
     /// Targets to build once the current (cancelled) build has exited.
     queued: BTreeSet<TargetId>,
@@ -296,6 +300,7 @@ impl Engine {
         if paths.is_empty() {
             return;
         }
+        self.changed.extend(paths.iter().cloned());
         self.ui.emit(&Event::Change {
             count: paths.len(),
             paths: paths.clone(),
@@ -330,7 +335,9 @@ impl Engine {
             .filter(|p| !plan.handled.contains(p))
             .collect();
         if paths.is_empty() {
-            if !plan.rebuild.is_empty() {
+            if plan.rebuild.is_empty() {
+                self.changed.clear();
+            } else {
                 self.request_build(plan.rebuild, now);
             }
             return;
@@ -366,7 +373,9 @@ impl Engine {
         });
         let mut wanted: BTreeSet<TargetId> = affected.targets.into_keys().collect();
         wanted.extend(plan.rebuild);
-        if !wanted.is_empty() {
+        if wanted.is_empty() {
+            self.changed.clear();
+        } else {
             self.request_build(wanted, now);
         }
     }
@@ -438,9 +447,22 @@ impl Engine {
 
     /// Restarts `targets` with the executable each last ran: no build.
     fn restart_current(&mut self, targets: &[TargetId], reason: &str, now: Instant) {
+        let startable: Vec<TargetId> = targets
+            .iter()
+            .filter(|t| {
+                self.jobs
+                    .iter()
+                    .any(|j| &j.target == *t && j.latest.is_some())
+            })
+            .cloned()
+            .collect();
+        let passed: Vec<TargetId> = startable
+            .into_iter()
+            .filter(|t| self.start_hooks_ok(t))
+            .collect();
         let mut events = Vec::new();
         for job in &mut self.jobs {
-            if !targets.contains(&job.target) {
+            if !passed.contains(&job.target) {
                 continue;
             }
             if let Some(latest) = job.latest.clone() {
@@ -562,6 +584,15 @@ impl Engine {
     }
 
     fn start_build(&mut self, targets: Vec<TargetId>) {
+        let skipped =
+            "the build is skipped and running targets keep running; the next change tries again";
+        let mut hooks_ok = self.hook_ok(Stage::BeforeBuild, None, None, skipped);
+        for target in &targets {
+            hooks_ok = hooks_ok && self.hook_ok(Stage::BeforeBuild, Some(target), None, skipped);
+        }
+        if !hooks_ok {
+            return;
+        }
         let spawn = build::command(&self.config.cargo, &targets, &self.config.cwd);
         let command = command_line(&spawn);
         let key = self.procs.next_key();
@@ -707,6 +738,15 @@ impl Engine {
                 swaps.push((index, staged));
             }
         }
+        // Before the build is reported, so what follows it sees the hook's work done.
+        if !self.hook_ok(
+            Stage::AfterBuild,
+            None,
+            None,
+            "no target is restarted: the running ones keep running",
+        ) {
+            swaps.clear();
+        }
         self.ui.emit(&Event::BuildFinished {
             ok: true,
             duration_ms: outcome.duration.as_millis(),
@@ -714,7 +754,13 @@ impl Engine {
             rebuilt,
             fresh,
         });
-        // Staging copied executables: time the new processes from their real start.
+        swaps.retain(|(index, _)| {
+            let target = self.jobs[*index].target.clone();
+            let keeps = format!("{target} keeps running");
+            self.hook_ok(Stage::AfterBuild, Some(&target), Some(&target), &keeps)
+                && self.start_hooks_ok(&target)
+        });
+        // Staging copied executables (and hooks): time the new processes from their real start.
         let now = Instant::now();
         let mut events = Vec::new();
         for (index, staged) in swaps {
@@ -723,6 +769,13 @@ impl Engine {
         // A target that exited on its own comes back after a change that affected it, even
         // if cargo found it fresh (the user asked for another try).
         for target in &outcome.targets {
+            let exited = self
+                .jobs
+                .iter()
+                .any(|j| &j.target == target && !j.is_alive() && j.latest.is_some());
+            if exited && !self.start_hooks_ok(target) {
+                continue;
+            }
             if let Some(job) = self.jobs.iter_mut().find(|j| &j.target == target) {
                 if !job.is_alive() {
                     if let Some(latest) = job.latest.clone() {
@@ -738,7 +791,58 @@ impl Engine {
             }
         }
         self.flush(events);
+        self.changed.clear();
         self.remove_stale_copies();
+    }
+
+    /// Runs the `stage` hook of `owner` (a target's own, or the workspace-wide one for
+    /// `None`), with `HOT_TARGET` set to `target`. False, with the error and `consequence`
+    /// reported, if it failed.
+    ///
+    /// Hooks run to completion on this thread: the loop waits for them, as it would for the
+    /// build they precede.
+    fn hook_ok(
+        &mut self,
+        stage: Stage,
+        owner: Option<&TargetId>,
+        target: Option<&TargetId>,
+        consequence: &str,
+    ) -> bool {
+        let hook = match owner {
+            None => self.config.hot.hooks.get(stage),
+            Some(owner) => self
+                .config
+                .hot
+                .targets
+                .get(owner)
+                .and_then(|c| c.hooks.get(stage)),
+        };
+        let Some(hook) = hook.cloned() else {
+            return true;
+        };
+        let changed: Vec<PathBuf> = self.changed.iter().cloned().collect();
+        match hooks::run(
+            &hook,
+            stage,
+            self.workspace.root(),
+            &changed,
+            target.or(owner),
+        ) {
+            Ok(()) => true,
+            Err(error) => {
+                self.ui.emit(&Event::Error {
+                    message: format!("{error:#}; {consequence}"),
+                });
+                false
+            }
+        }
+    }
+
+    /// The workspace-wide and `target`'s own `before-start` hooks.
+    fn start_hooks_ok(&mut self, target: &TargetId) -> bool {
+        let keeps = format!("{target} is not restarted; what runs keeps running");
+        self.hook_ok(Stage::BeforeStart, None, Some(target), &keeps)
+            && self.hook_ok(Stage::BeforeStart, Some(target), Some(target), &keeps)
     }
 
     /// Keeps what cargo told us about build scripts and dep-info, to sharpen `affected`.

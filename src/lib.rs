@@ -18,6 +18,7 @@ pub mod build;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod hooks;
 pub mod process;
 pub mod ready;
 pub mod sockets;

@@ -16,6 +16,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{Map, Value};
 
 use super::parse_duration;
+use crate::hooks::{Hook, Hooks, Stage};
 use crate::process::Signal;
 use crate::ready::{ReadyCheck, ReadySpec};
 use crate::sockets::{ListenAddr, ListenSpec};
@@ -55,6 +56,8 @@ pub struct Layer {
     /// By the name as written: a bin name or `package/bin`.
     pub targets: BTreeMap<String, TargetLayer>,
     pub watch: Vec<WatchEntry>,
+    /// Workspace-wide hooks.
+    pub hooks: Hooks,
 }
 
 /// `targets.<bin>`: how one target is run.
@@ -69,6 +72,8 @@ pub struct TargetLayer {
     pub signal: Option<Signal>,
     pub stop_timeout: Option<Duration>,
     pub overlap: Option<bool>,
+    /// This target's own hooks, run after the workspace-wide ones.
+    pub hooks: Hooks,
 }
 
 impl PartialEq for TargetLayer {
@@ -83,6 +88,7 @@ impl PartialEq for TargetLayer {
             && self.signal == other.signal
             && self.stop_timeout == other.stop_timeout
             && self.overlap == other.overlap
+            && self.hooks == other.hooks
     }
 }
 
@@ -109,7 +115,17 @@ pub enum WatchAction {
     Ignore,
 }
 
-const TOP_KEYS: &[&str] = &["run", "debounce", "poll", "ignore", "targets", "watch"];
+const TOP_KEYS: &[&str] = &[
+    "run",
+    "debounce",
+    "poll",
+    "ignore",
+    "targets",
+    "watch",
+    "before-build",
+    "after-build",
+    "before-start",
+];
 const PACKAGE_KEYS: &[&str] = &["targets", "watch"];
 const TARGET_KEYS: &[&str] = &[
     "args",
@@ -120,6 +136,9 @@ const TARGET_KEYS: &[&str] = &[
     "signal",
     "stop-timeout",
     "overlap",
+    "before-build",
+    "after-build",
+    "before-start",
 ];
 const WATCH_KEYS: &[&str] = &["paths", "action", "targets"];
 
@@ -173,6 +192,10 @@ pub fn parse(value: &Value, source: &Source) -> Result<Layer> {
                 })
             }
             "ignore" => layer.ignore = ctx.strings(value, &path)?,
+            "before-build" | "after-build" | "before-start" => {
+                let (stage, hook) = ctx.hook(key, value, &path)?;
+                layer.hooks.set(stage, hook);
+            }
             "targets" => {
                 for (name, value) in ctx.table(value, &path)? {
                     let target_path = ctx.join(&path, name);
@@ -381,10 +404,31 @@ impl Ctx<'_> {
                     Value::Bool(b) => target.overlap = Some(*b),
                     other => return Err(self.expected(&key_path, "true or false", other)),
                 },
+                "before-build" | "after-build" | "before-start" => {
+                    let (stage, hook) = self.hook(key, value, &key_path)?;
+                    target.hooks.set(stage, hook);
+                }
                 _ => return Err(self.unknown(&key_path, key, TARGET_KEYS)),
             }
         }
         Ok(target)
+    }
+
+    fn hook(&self, key: &str, value: &Value, path: &str) -> Result<(Stage, Hook)> {
+        let stage = match key {
+            "before-build" => Stage::BeforeBuild,
+            "after-build" => Stage::AfterBuild,
+            _ => Stage::BeforeStart,
+        };
+        let command = self.string(value, path)?;
+        if command.trim().is_empty() {
+            return Err(self.expected(path, "a shell command", value));
+        }
+        let hook = Hook {
+            command: command.to_string(),
+            key: path.to_string(),
+        };
+        Ok((stage, hook))
     }
 
     fn watch(&self, value: &Value, path: &str) -> Result<WatchEntry> {
@@ -495,6 +539,8 @@ mod tests {
             debounce = "50ms"
             poll = false
             ignore = ["docs/**", "*.log"]
+            before-build = "npx tailwindcss -i in.css -o out.css"
+            after-build = "cargo sqlx prepare"
 
             [targets.api]
             args = ["--port", "3000"]
@@ -505,6 +551,7 @@ mod tests {
             signal = "SIGINT"
             stop-timeout = "10s"
             overlap = true
+            before-start = "test -f api/.env"
 
             [[watch]]
             paths = ["api/templates/**", "config/*.toml"]
@@ -517,6 +564,21 @@ mod tests {
         assert_eq!(layer.debounce, Some(Duration::from_millis(50)));
         assert_eq!(layer.poll, Some(None));
         assert_eq!(layer.ignore, ["docs/**", "*.log"]);
+        assert_eq!(
+            layer
+                .hooks
+                .before_build
+                .as_ref()
+                .map(|h| h.command.as_str()),
+            Some("npx tailwindcss -i in.css -o out.css")
+        );
+        assert_eq!(
+            layer.hooks.after_build.as_ref().map(|h| h.key.as_str()),
+            Some("workspace.metadata.hot.after-build")
+        );
+        assert!(error("before-build = \"\"").contains("expected a shell command"));
+        assert!(error("after-build = [\"a\"]")
+            .contains("`workspace.metadata.hot.after-build`: expected a string"));
         let api = &layer.targets["api"];
         assert_eq!(
             api.args,
@@ -544,6 +606,13 @@ mod tests {
         assert_eq!(api.signal, Some(Signal::INT));
         assert_eq!(api.stop_timeout, Some(Duration::from_secs(10)));
         assert_eq!(api.overlap, Some(true));
+        assert_eq!(
+            api.hooks.before_start,
+            Some(Hook {
+                command: "test -f api/.env".into(),
+                key: "workspace.metadata.hot.targets.api.before-start".into(),
+            })
+        );
         assert_eq!(
             layer.watch,
             [WatchEntry {

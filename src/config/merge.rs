@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 
 use super::file::{self, Layer, Source, SourceKind, TargetLayer, WatchEntry};
+use crate::hooks::Hooks;
 use crate::sockets::target_matches;
 use crate::workspace::{closest, TargetId, Workspace};
 
@@ -27,6 +28,8 @@ pub struct HotConfig {
     pub targets: BTreeMap<TargetId, TargetLayer>,
     /// With `targets` resolved to ids (empty: the owning package's targets).
     pub watch: Vec<(WatchEntry, Vec<TargetId>)>,
+    /// Workspace-wide hooks; a target's own are in `targets`.
+    pub hooks: Hooks,
 }
 
 /// Reads every layer the workspace has, plus `config_file`, and merges them.
@@ -83,6 +86,7 @@ pub fn merge(layers: &[(Layer, Source)], runnable: &[TargetId]) -> Result<HotCon
         merged.debounce = layer.debounce.or(merged.debounce);
         merged.poll = layer.poll.or(merged.poll);
         merged.ignore.extend(layer.ignore.iter().cloned());
+        merged.hooks.overlay(&layer.hooks);
         for (name, target) in &layer.targets {
             let id = resolver.target(name, &resolver.key(&format!("targets.{name}")))?;
             overlay(merged.targets.entry(id).or_default(), target);
@@ -119,6 +123,7 @@ fn overlay(into: &mut TargetLayer, over: &TargetLayer) {
     into.signal = over.signal.or(into.signal);
     into.stop_timeout = over.stop_timeout.or(into.stop_timeout);
     into.overlap = over.overlap.or(into.overlap);
+    into.hooks.overlay(&over.hooks);
 }
 
 /// Turns target names as written into ids, with the errors a user can act on.

@@ -601,6 +601,7 @@ mod tests {
             signal: Some(Signal::INT),
             stop_timeout: Some(Duration::from_secs(10)),
             overlap: Some(true),
+            hooks: Default::default(),
         }
     }
 

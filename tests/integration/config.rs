@@ -281,3 +281,57 @@ action = "restart"
     let build = hot.build_started();
     assert_eq!(build["targets"], serde_json::json!(["worker"]), "{build}");
 }
+
+#[test]
+fn hooks_get_changed_paths_as_data_and_a_failing_one_keeps_the_old_process() {
+    let ws = Workspace::new();
+    ws.write(
+        "hot.toml",
+        r#"
+before-build = "echo build >> hooks.log"
+after-build = "printf '%s' \"$HOT_CHANGED\" > changed.log"
+
+[targets.api]
+before-start = "test ! -e block-api"
+
+[[watch]]
+paths = ["styles/**"]
+action = "rebuild"
+targets = ["api"]
+"#,
+    );
+    let mut hot = ws.hot(&["--config", "hot.toml", "--bin", "api"]);
+    let api = hot.started("api");
+    let port = hot.api_port();
+    assert_eq!(ws.read("hooks.log"), "build\n");
+
+    // A file name that would run a command if it were pasted into a shell line.
+    let evil = "styles/$(touch pwned).css";
+    ws.write(evil, "// not a module\n");
+    hot.wait_event("build-finished", BUILD_TIMEOUT, |_| true);
+    let changed = ws.read("changed.log");
+    assert!(changed.ends_with("/styles/$(touch pwned).css"), "{changed}");
+    assert!(!ws.path("pwned").exists() && !ws.path("styles/pwned").exists());
+    assert_eq!(ws.read("hooks.log"), "build\nbuild\n");
+
+    // before-start fails: the new build is not swapped in.
+    ws.write("block-api", "");
+    ws.replace("core/src/lib.rs", "\"v1\"", "\"v2\"");
+    let error = hot.wait_event("error", BUILD_TIMEOUT, |e| {
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("before-start hook"))
+    });
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("api is not restarted"), "{message}");
+    assert!(alive(api));
+    assert_eq!(http_get(port, "/").as_deref(), Some("api v1\n"));
+
+    // Unblocked: the next change goes through.
+    fs::remove_file(ws.path("block-api")).unwrap();
+    ws.replace("core/src/lib.rs", "\"v2\"", "\"v3\"");
+    let restarted = hot.started("api");
+    assert_ne!(restarted, api);
+    let port = hot.api_port();
+    assert_eq!(http_get(port, "/").as_deref(), Some("api v3\n"));
+}
