@@ -441,6 +441,14 @@ impl Engine {
             })
             .cloned()
             .collect();
+        if self.procs.notify.is_none() && self.config.wants_notify(&self.targets) {
+            match ready::NotifySocket::start(self.procs.ready_tx.clone()) {
+                Ok(notify) => self.procs.notify = Some(notify),
+                Err(error) => self.ui.emit(&Event::Error {
+                    message: format!("failed to start the notify socket: {error:#}"),
+                }),
+            }
+        }
         self.restart_current(&changed, "configuration changed", Instant::now());
         true
     }

@@ -216,6 +216,16 @@ impl RunConfig {
             .chain(merge::ignored_globs(&hot, workspace.root()))
             .chain(self.flags.ignore.iter().cloned())
             .collect();
+        for target in &targets {
+            if let Some(dir) = hot.targets.get(target).and_then(|t| t.cwd.as_ref()) {
+                if !dir.is_dir() {
+                    bail!(
+                        "the working directory {} configured for {target} (`cwd`) is not a directory: create it or fix the key",
+                        dir.display()
+                    );
+                }
+            }
+        }
         // A target's own `listen` applies unless a --listen already gives it a socket.
         self.listen = self.flags.listen.clone();
         for target in &targets {

@@ -146,6 +146,13 @@ fn bad_configuration_fails_at_start_naming_file_key_and_fix() {
         stderr.contains("hot.toml: `targets.api.stop-timeout`: expected a duration"),
         "{stderr}"
     );
+
+    ws.write("hot.toml", "[targets.api]\ncwd = \"nowhere\"\n");
+    let mut hot = ws.hot(&["--config", "hot.toml", "--bin", "api"]);
+    assert_eq!(hot.wait_exit(Duration::from_secs(60)), Some(1));
+    let stderr = hot.stderr();
+    assert!(stderr.contains("/nowhere"), "{stderr}");
+    assert!(stderr.contains("is not a directory"), "{stderr}");
 }
 
 #[test]
