@@ -26,7 +26,7 @@ use std::ffi::OsStr;
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
-pub use affected::{Affected, Reason};
+pub use affected::{Affected, PackageChanges, Reason};
 pub use depinfo::{parse_dep_info, parse_rerun_if_changed, BuildKnowledge};
 pub use load::{load, MetadataError, MetadataRequest};
 pub(crate) use select::closest;

@@ -67,7 +67,7 @@ impl Workspace {
         Ok(out)
     }
 
-    fn members(&self) -> impl Iterator<Item = usize> + '_ {
+    pub(super) fn members(&self) -> impl Iterator<Item = usize> + '_ {
         (0..self.packages.len()).filter(|&i| self.packages[i].is_member)
     }
 
