@@ -57,6 +57,13 @@ pub enum Command {
     /// Add a commented starter [workspace.metadata.hot] section, listing the workspace's
     /// binaries, to the root Cargo.toml. Nothing else in the file changes.
     Init(InitArgs),
+    /// On each change, run `cargo test` for the packages it affects (their dependents through
+    /// dev-dependencies too); a change to one file under `tests/` runs that test alone.
+    Test(TestArgs),
+    /// On each change, run `cargo check --all-targets` for the packages it affects.
+    Check(CheckArgs),
+    /// On each change, run `cargo clippy --all-targets` for the packages it affects.
+    Clippy(ClippyArgs),
 }
 
 /// Which targets to run, in cargo's words.
@@ -230,6 +237,51 @@ pub struct AffectedArgs {
     /// Changed paths (relative to the current directory); read from stdin when none.
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+}
+
+/// What `test`, `check` and `clippy` share: cargo's flags and how to watch.
+#[derive(Debug, Clone, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub cargo: CargoArgs,
+    /// Quiet period after the last file event before running.
+    #[arg(long, value_name = "DURATION", default_value = "50ms", value_parser = parse_duration,
+          help_heading = "Watching")]
+    pub debounce: Duration,
+    /// Poll the file system instead of using native events; INTERVAL defaults to 500ms.
+    #[arg(long, value_name = "INTERVAL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "500ms", value_parser = parse_duration, help_heading = "Watching")]
+    pub poll: Option<Duration>,
+    /// Ignore paths matching this gitignore-style glob, on top of .gitignore; repeatable.
+    #[arg(long = "ignore", value_name = "GLOB", help_heading = "Watching")]
+    pub ignore: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TestArgs {
+    #[command(flatten)]
+    pub watch: WatchArgs,
+    /// Run the tests with `cargo nextest run` (it must be installed).
+    #[arg(long)]
+    pub nextest: bool,
+    /// Arguments for the test runner (after `--`).
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<OsString>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub watch: WatchArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ClippyArgs {
+    #[command(flatten)]
+    pub watch: WatchArgs,
+    /// Arguments for clippy (after `--`), e.g. `-D warnings`.
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<OsString>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -1166,7 +1166,7 @@ fn command_line(spawn: &Spawn) -> String {
 
 /// Turns SIGINT, SIGTERM and SIGHUP into messages for the loop. The handle keeps the
 /// forwarding thread's registration alive for the life of `run`.
-fn forward_signals(tx: Sender<i32>) -> Result<signal_hook::iterator::Handle> {
+pub(crate) fn forward_signals(tx: Sender<i32>) -> Result<signal_hook::iterator::Handle> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
         .context("failed to install signal handlers")?;

@@ -342,3 +342,99 @@ targets = ["api"]
     let port = hot.api_port();
     assert_eq!(http_get(port, "/").as_deref(), Some("api v3\n"));
 }
+
+/// `cargo hot test`'s stderr, line by line, for waits on what it prints.
+struct Lines {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Lines {
+    fn start(ws: &Workspace, args: &[&str]) -> Lines {
+        use std::io::BufRead;
+        use std::os::unix::process::CommandExt;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cargo-hot"))
+            .arg("hot")
+            .args(args)
+            .current_dir(ws.root())
+            .env_remove("CARGO_TARGET_DIR")
+            .env(
+                "CARGO",
+                std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()),
+            )
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .expect("spawn cargo-hot");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    fn wait_line(&mut self, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + BUILD_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if pred(&line) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("timed out; stderr so far:\n{}", self.seen.join("\n")),
+            }
+        }
+    }
+}
+
+impl Drop for Lines {
+    fn drop(&mut self) {
+        // SAFETY: plain kill(2) on the group of a child we started (pgid == its pid).
+        unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn cargo_hot_test_runs_exactly_the_affected_packages_tests() {
+    let ws = Workspace::new();
+    let mut hot = Lines::start(&ws, &["test"]);
+    hot.wait_line(|l| l.starts_with("Watching"));
+    // web: api depends on it, and core's tests do (a dev-dependency); worker and jobs do not.
+    ws.replace(
+        "web/src/lib.rs",
+        "Content-Type: text/plain",
+        "Content-Type: text/plain; charset=utf-8",
+    );
+    let running = hot.wait_line(|l| l.starts_with("Running "));
+    assert!(
+        running.contains(" test -p api -p core -p web "),
+        "{running}"
+    );
+    let summary = hot.wait_line(|l| l.contains(": tested "));
+    assert!(
+        summary.starts_with("ok: tested api, core, web: "),
+        "{summary}"
+    );
+    assert!(summary.contains(" 0 failed"), "{summary}");
+    assert!(
+        !summary.contains(" 0 passed"),
+        "core's tests ran: {summary}"
+    );
+}
