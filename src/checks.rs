@@ -134,8 +134,10 @@ pub fn commands(options: &Options, plan: &PackageChanges) -> Vec<Vec<OsString>> 
                 args.push("--test".into());
                 args.push(test.into());
             }
-            if matches!(options.tool, Tool::Check | Tool::Clippy) {
-                args.push("--all-targets".into());
+            match options.tool {
+                Tool::Check | Tool::Clippy => args.push("--all-targets".into()),
+                // Every affected package is tested even when an early one fails.
+                Tool::Test { .. } => args.push("--no-fail-fast".into()),
             }
             let mut common = options.cargo.common_args();
             if matches!(options.tool, Tool::Test { nextest: true }) {
@@ -429,6 +431,8 @@ pub fn run(options: Options) -> Result<i32> {
                         &plan_packages(&current.plan),
                         current.ok,
                     );
+                    // The runner's stdout first: the summary comes after the whole output.
+                    let _ = std::io::Write::flush(&mut std::io::stdout());
                     eprintln!("{line}");
                 }
             },
@@ -592,8 +596,8 @@ mod tests {
         assert_eq!(
             got,
             [
-                "test -p api -p web --profile ci --color never -- --nocapture",
-                "test -p core --test smoke --profile ci --color never -- --nocapture",
+                "test -p api -p web --no-fail-fast --profile ci --color never -- --nocapture",
+                "test -p core --test smoke --no-fail-fast --profile ci --color never -- --nocapture",
             ]
         );
         let got = strings(commands(
@@ -602,7 +606,7 @@ mod tests {
         ));
         assert_eq!(
             got[0],
-            "nextest run -p api -p web --cargo-profile ci --color never"
+            "nextest run -p api -p web --no-fail-fast --cargo-profile ci --color never"
         );
     }
 

@@ -424,7 +424,7 @@ fn cargo_hot_test_runs_exactly_the_affected_packages_tests() {
     );
     let running = hot.wait_line(|l| l.starts_with("Running "));
     assert!(
-        running.contains(" test -p api -p core -p web "),
+        running.contains(" test -p api -p core -p web --no-fail-fast "),
         "{running}"
     );
     let summary = hot.wait_line(|l| l.contains(": tested "));
