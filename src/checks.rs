@@ -168,6 +168,9 @@ pub fn commands(options: &Options, plan: &PackageChanges) -> Vec<Vec<OsString>> 
 /// What a round's output said, read line by line.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Summary {
+    /// nextest output: its own PASS/FAIL lines count, and the libtest output it replays for
+    /// a failed test must not count twice.
+    pub nextest: bool,
     pub passed: usize,
     pub failed: usize,
     /// Failed tests by name, in order, without repeats.
@@ -181,7 +184,8 @@ impl Summary {
     pub fn read(&mut self, line: &str) {
         let line = strip_ansi(line);
         let text = line.trim();
-        if let Some(rest) = text.strip_prefix("test result: ") {
+        let libtest = !self.nextest;
+        if let Some(rest) = text.strip_prefix("test result: ").filter(|_| libtest) {
             // libtest: `test result: FAILED. 3 passed; 1 failed; 0 ignored; …`
             for part in rest.split(['.', ';']) {
                 let mut words = part.split_whitespace();
@@ -198,6 +202,7 @@ impl Summary {
         } else if let Some(name) = text
             .strip_prefix("test ")
             .and_then(|t| t.strip_suffix(" ... FAILED"))
+            .filter(|_| libtest)
         {
             self.failure(name);
         } else if let Some(rest) = text.strip_prefix("PASS [") {
@@ -208,7 +213,7 @@ impl Summary {
         } else if let Some(rest) = text.strip_prefix("FAIL [") {
             if let Some((_, name)) = rest.split_once("] ") {
                 let before = self.failures.len();
-                self.failure(name.trim());
+                self.failure(without_counter(name.trim()));
                 if self.failures.len() > before {
                     self.failed += 1;
                 }
@@ -265,6 +270,19 @@ impl Summary {
                 self.warnings
             ),
         }
+    }
+}
+
+/// nextest's `(2/7) core tests::x` without the `(2/7) `.
+fn without_counter(name: &str) -> &str {
+    match name.split_once(") ") {
+        Some((counter, rest))
+            if counter.starts_with('(')
+                && counter[1..].chars().all(|c| c.is_ascii_digit() || c == '/') =>
+        {
+            rest
+        }
+        _ => name,
     }
 }
 
@@ -501,7 +519,10 @@ fn start_round(
             pid,
             key,
             ok: true,
-            summary: Summary::default(),
+            summary: Summary {
+                nextest: options.tool == (Tool::Test { nextest: true }),
+                ..Summary::default()
+            },
             cancel_deadline: None,
         }),
         Err(error) => {
@@ -658,10 +679,16 @@ mod tests {
 
     #[test]
     fn nextest_summary() {
-        let mut summary = Summary::default();
+        let mut summary = Summary {
+            nextest: true,
+            ..Summary::default()
+        };
         for line in [
-            "        PASS [   0.004s] core tests::adds",
-            "        FAIL [   0.005s] core tests::breaks",
+            "        PASS [   0.004s] (1/2) core tests::adds",
+            "        FAIL [   0.005s] (2/2) core tests::breaks",
+            // The failed test's own output, replayed: not counted again.
+            "    test tests::breaks ... FAILED",
+            "    test result: FAILED. 0 passed; 1 failed; 0 ignored; 0 measured; 1 filtered out",
             "     Summary [   0.010s] 2 tests run: 1 passed, 1 failed, 0 skipped",
             "        FAIL [   0.005s] core tests::breaks",
         ] {
