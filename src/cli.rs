@@ -47,13 +47,23 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the selected binaries and rebuild/restart them on change (the default).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print which packages and binaries a set of changed paths affects, and why, then exit.
     ///
     /// Paths come from the arguments, or one per line on stdin when there are none, so
     /// `git diff --name-only main | cargo hot affected --workspace` answers "which services
     /// does this branch touch?".
     Affected(AffectedArgs),
+    /// Add a commented starter [workspace.metadata.hot] section, listing the workspace's
+    /// binaries, to the root Cargo.toml. Nothing else in the file changes.
+    Init(InitArgs),
+    /// On each change, run `cargo test` for the packages it affects (their dependents through
+    /// dev-dependencies too); a change to one file under `tests/` runs that test alone.
+    Test(TestArgs),
+    /// On each change, run `cargo check --all-targets` for the packages it affects.
+    Check(CheckArgs),
+    /// On each change, run `cargo clippy --all-targets` for the packages it affects.
+    Clippy(ClippyArgs),
 }
 
 /// Which targets to run, in cargo's words.
@@ -121,15 +131,19 @@ pub struct RunArgs {
     #[command(flatten)]
     pub cargo: CargoArgs,
 
-    /// Quiet period after the last file event before building.
+    /// Read configuration from this TOML file too: the shape of `[workspace.metadata.hot]`
+    /// at its top level. Its keys beat the manifests'; flags beat it.
+    #[arg(long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Quiet period after the last file event before building [default: 10ms].
     ///
     /// A burst of writes (a `git checkout`, `cargo fmt`) ends in one build. The events of one
     /// save (an editor's temp file, rename, write) come within a millisecond or two, so 10ms
     /// holds them together while adding little to the wait for a build. Also `2s`, `500`
     /// (milliseconds).
-    #[arg(long, value_name = "DURATION", default_value = "10ms", value_parser = parse_duration,
-          help_heading = "Watching")]
-    pub debounce: Duration,
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Watching")]
+    pub debounce: Option<Duration>,
     /// Poll the file system instead of using native events (Docker bind mounts, network
     /// shares); INTERVAL defaults to 500ms.
     #[arg(long, value_name = "INTERVAL", num_args = 0..=1, require_equals = true,
@@ -139,18 +153,13 @@ pub struct RunArgs {
     #[arg(long = "ignore", value_name = "GLOB", help_heading = "Watching")]
     pub ignore: Vec<String>,
 
-    /// Signal that asks a target to stop (name or number).
-    #[arg(
-        long,
-        value_name = "SIGNAL",
-        default_value = "SIGTERM",
-        help_heading = "Processes"
-    )]
-    pub signal: String,
-    /// How long a target may take to stop before it is killed.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration,
+    /// Signal that asks a target to stop (name or number) [default: SIGTERM].
+    #[arg(long, value_name = "SIGNAL", help_heading = "Processes")]
+    pub signal: Option<String>,
+    /// How long a target may take to stop before it is killed [default: 5s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration,
           help_heading = "Processes")]
-    pub stop_timeout: Duration,
+    pub stop_timeout: Option<Duration>,
     /// Give this target the terminal's input (it runs in cargo hot's foreground process
     /// group, so it can read the terminal); the status area and the keys are then off.
     #[arg(long = "stdin", value_name = "TARGET", help_heading = "Processes")]
@@ -238,6 +247,58 @@ pub struct AffectedArgs {
     /// Changed paths (relative to the current directory); read from stdin when none.
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+}
+
+/// What `test`, `check` and `clippy` share: cargo's flags and how to watch.
+#[derive(Debug, Clone, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub cargo: CargoArgs,
+    /// Quiet period after the last file event before running.
+    #[arg(long, value_name = "DURATION", default_value = "10ms", value_parser = parse_duration,
+          help_heading = "Watching")]
+    pub debounce: Duration,
+    /// Poll the file system instead of using native events; INTERVAL defaults to 500ms.
+    #[arg(long, value_name = "INTERVAL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "500ms", value_parser = parse_duration, help_heading = "Watching")]
+    pub poll: Option<Duration>,
+    /// Ignore paths matching this gitignore-style glob, on top of .gitignore; repeatable.
+    #[arg(long = "ignore", value_name = "GLOB", help_heading = "Watching")]
+    pub ignore: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TestArgs {
+    #[command(flatten)]
+    pub watch: WatchArgs,
+    /// Run the tests with `cargo nextest run` (it must be installed).
+    #[arg(long)]
+    pub nextest: bool,
+    /// Arguments for the test runner (after `--`).
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<OsString>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub watch: WatchArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ClippyArgs {
+    #[command(flatten)]
+    pub watch: WatchArgs,
+    /// Arguments for clippy (after `--`), e.g. `-D warnings`.
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<OsString>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct InitArgs {
+    /// Path to Cargo.toml (any manifest of the workspace).
+    #[arg(long, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
 }
 
 #[cfg(test)]

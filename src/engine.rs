@@ -20,6 +20,7 @@ use crossbeam_channel::{never, select, Receiver, Sender};
 
 use crate::build::{self, Build, Progress, Staged};
 use crate::config::{OutputFormat, RunConfig, TargetSettings, Verbosity};
+use crate::hooks::{self, Stage};
 use crate::process::{self, Io, ProcEvent, ProcKey, Reaper, Signal, Spawn, Stream};
 use crate::ready::{self, PollerGuard, ReadyCheck, ReadyMsg};
 use crate::sockets::Sockets;
@@ -34,11 +35,11 @@ const MAX_SETTLE: Duration = Duration::from_secs(1);
 const BUILD_CANCEL_GRACE: Duration = Duration::from_secs(2);
 
 /// Runs `cargo hot run` until a signal asks it to stop. Returns the process exit code.
-pub fn run(config: RunConfig) -> Result<i32> {
+pub fn run(mut config: RunConfig) -> Result<i32> {
     let mut ui = Ui::new(config.output);
     let metadata = config.cargo.metadata_request(&config.cwd);
     let workspace = workspace::load(&metadata)?;
-    let targets = workspace.select(&config.selection, &config.selection_dir())?;
+    let targets = config.apply_workspace(&workspace)?;
     if let Some(name) = &config.stdin_target {
         if !targets.iter().any(|t| &t.name == name) {
             let selected: Vec<String> = targets.iter().map(ToString::to_string).collect();
@@ -59,7 +60,7 @@ pub fn run(config: RunConfig) -> Result<i32> {
     let (proc_tx, proc_rx) = crossbeam_channel::unbounded();
     let (watch_tx, watch_rx) = crossbeam_channel::unbounded();
     let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
-    let notify = if config.ready.iter().any(|r| r.check == ReadyCheck::Notify) {
+    let notify = if config.wants_notify(&targets) {
         Some(
             ready::NotifySocket::start(ready_tx.clone())
                 .context("failed to start the notify socket")?,
@@ -81,8 +82,6 @@ pub fn run(config: RunConfig) -> Result<i32> {
             next_key: 0,
             owners: HashMap::new(),
             colors: HashMap::new(),
-            args: config.target_args.clone(),
-            cwd: config.cwd.clone(),
             inherit_output: !several && config.output.format == OutputFormat::Human,
             manifests: HashMap::new(),
             sockets,
@@ -100,6 +99,7 @@ pub fn run(config: RunConfig) -> Result<i32> {
         watcher,
         knowledge: BuildKnowledge::default(),
         pending: Pending::default(),
+        changed: BTreeSet::new(),
         build: None,
         queued: BTreeSet::new(),
         quit: None,
@@ -143,6 +143,8 @@ struct Engine {
     ui: Ui,
     watcher: Watcher,
     pending: Pending,
+    /// Paths changed since the last good build, for hooks (`HOT_CHANGED`).
+    changed: BTreeSet<PathBuf>,
     build: Option<ActiveBuild>,
     /// Targets to build once the current (cancelled) build has exited.
     queued: BTreeSet<TargetId>,
@@ -344,14 +346,57 @@ impl Engine {
         if paths.is_empty() {
             return;
         }
+        self.changed.extend(paths.iter().cloned());
         self.ui.emit(&Event::Change {
             count: paths.len(),
             paths: paths.clone(),
         });
+        // `[[watch]]` entries first: a `restart` path needs no cargo call at all.
+        let workspace = &self.workspace;
+        let plan = self.config.hot.watch_plan(
+            &paths,
+            |path| match workspace.owner(path) {
+                Some(package) => self
+                    .targets
+                    .iter()
+                    .filter(|t| t.package == package.name)
+                    .cloned()
+                    .collect(),
+                None => Vec::new(),
+            },
+            &self.targets,
+        );
+        for (entry, path) in &plan.unassigned {
+            self.ui.emit(&Event::Warning {
+                message: format!(
+                    "`{entry}` matched {}, which no selected target's package owns: list the targets in the entry's `targets`",
+                    path.display()
+                ),
+            });
+        }
+        let restart: Vec<TargetId> = plan.restart.into_iter().collect();
+        self.restart_current(&restart, "a watched file changed", now);
+        let paths: Vec<PathBuf> = paths
+            .into_iter()
+            .filter(|p| !plan.handled.contains(p))
+            .collect();
+        if paths.is_empty() {
+            if plan.rebuild.is_empty() {
+                self.changed.clear();
+            } else {
+                self.request_build(plan.rebuild, now);
+            }
+            return;
+        }
         let mut affected = self
             .workspace
             .affected(&paths, &self.targets, &self.knowledge);
-        if affected.reload {
+        let config_changed = self
+            .config
+            .config_file
+            .as_ref()
+            .is_some_and(|file| paths.iter().any(|p| p == file));
+        if affected.reload || config_changed {
             if !self.reload() {
                 return;
             }
@@ -372,8 +417,11 @@ impl Engine {
             packages: affected.packages.clone(),
             unowned: affected.unowned.clone(),
         });
-        let wanted: BTreeSet<TargetId> = affected.targets.into_keys().collect();
-        if !wanted.is_empty() {
+        let mut wanted: BTreeSet<TargetId> = affected.targets.into_keys().collect();
+        wanted.extend(plan.rebuild);
+        if wanted.is_empty() {
+            self.changed.clear();
+        } else {
             self.request_build(wanted, now);
         }
     }
@@ -393,15 +441,26 @@ impl Engine {
                 return false;
             }
         };
-        let targets = match workspace.select(&self.config.selection, &self.config.selection_dir()) {
+        // The configuration is re-read with the manifests; a broken one changes nothing.
+        let mut config = self.config.clone();
+        let targets = match config.apply_workspace(&workspace) {
             Ok(targets) => targets,
             Err(error) => {
                 self.ui.emit(&Event::Error {
-                    message: format!("{error:#}\nkeeping the current targets"),
+                    message: format!(
+                        "{error:#}\nthe last good configuration, workspace graph and targets stay in force; fix it and save again"
+                    ),
                 });
                 return false;
             }
         };
+        if config.listen != self.config.listen {
+            self.ui.emit(&Event::Warning {
+                message: "the listening sockets changed: cargo hot binds them once, so restart cargo hot to apply that".into(),
+            });
+            config.listen = self.config.listen.clone();
+        }
+        self.config = config;
         self.ui.emit(&Event::MetadataReloaded {
             packages: workspace.packages().len(),
         });
@@ -414,10 +473,57 @@ impl Engine {
                 message: format!("failed to update the watched directories: {error:#}"),
             });
         }
-        if targets != self.targets {
-            self.set_targets(targets);
+        // Always: a changed configuration changes the settings of targets that stay, and
+        // those are restarted (with the executable they run) so the change is seen.
+        let before = self.procs.settings.clone();
+        self.set_targets(targets);
+        let changed: Vec<TargetId> = self
+            .targets
+            .iter()
+            .filter(|t| {
+                before
+                    .get(*t)
+                    .is_some_and(|old| *old != self.procs.settings[*t])
+            })
+            .cloned()
+            .collect();
+        if self.procs.notify.is_none() && self.config.wants_notify(&self.targets) {
+            match ready::NotifySocket::start(self.procs.ready_tx.clone()) {
+                Ok(notify) => self.procs.notify = Some(notify),
+                Err(error) => self.ui.emit(&Event::Error {
+                    message: format!("failed to start the notify socket: {error:#}"),
+                }),
+            }
         }
+        self.restart_current(&changed, "configuration changed", Instant::now());
         true
+    }
+
+    /// Restarts `targets` with the executable each last ran: no build.
+    fn restart_current(&mut self, targets: &[TargetId], reason: &str, now: Instant) {
+        let startable: Vec<TargetId> = targets
+            .iter()
+            .filter(|t| {
+                self.jobs
+                    .iter()
+                    .any(|j| &j.target == *t && j.latest.is_some())
+            })
+            .cloned()
+            .collect();
+        let passed: Vec<TargetId> = startable
+            .into_iter()
+            .filter(|t| self.start_hooks_ok(t))
+            .collect();
+        let mut events = Vec::new();
+        for job in &mut self.jobs {
+            if !passed.contains(&job.target) {
+                continue;
+            }
+            if let Some(latest) = job.latest.clone() {
+                job.replace(latest, reason, &mut self.procs, &mut events, now);
+            }
+        }
+        self.flush(events);
     }
 
     /// Adopts a new selection: jobs of targets that are gone are stopped, new ones wait for
@@ -448,7 +554,11 @@ impl Engine {
             .iter()
             .map(
                 |target| match old.iter().position(|j| &j.target == target) {
-                    Some(i) => old.swap_remove(i),
+                    Some(i) => {
+                        let mut job = old.swap_remove(i);
+                        job.set_policy(self.procs.settings[target].policy);
+                        job
+                    }
                     None => Job::new(target.clone(), self.procs.settings[target].policy),
                 },
             )
@@ -531,6 +641,15 @@ impl Engine {
     }
 
     fn start_build(&mut self, targets: Vec<TargetId>) {
+        let skipped =
+            "the build is skipped and running targets keep running; the next change tries again";
+        let mut hooks_ok = self.hook_ok(Stage::BeforeBuild, None, None, skipped);
+        for target in &targets {
+            hooks_ok = hooks_ok && self.hook_ok(Stage::BeforeBuild, Some(target), None, skipped);
+        }
+        if !hooks_ok {
+            return;
+        }
         let spawn = build::command(&self.config.cargo, &targets, &self.config.cwd);
         let command = command_line(&spawn);
         let key = self.procs.next_key();
@@ -685,6 +804,15 @@ impl Engine {
                 swaps.push((index, staged, "new build"));
             }
         }
+        // Before the build is reported, so what follows it sees the hook's work done.
+        if !self.hook_ok(
+            Stage::AfterBuild,
+            None,
+            None,
+            "no target is restarted: the running ones keep running",
+        ) {
+            swaps.clear();
+        }
         self.ui.emit(&Event::BuildFinished {
             ok: true,
             duration_ms: outcome.duration.as_millis(),
@@ -692,7 +820,13 @@ impl Engine {
             rebuilt,
             fresh,
         });
-        // Staging copied executables: time the new processes from their real start.
+        swaps.retain(|(index, _, _)| {
+            let target = self.jobs[*index].target.clone();
+            let keeps = format!("{target} keeps running");
+            self.hook_ok(Stage::AfterBuild, Some(&target), Some(&target), &keeps)
+                && self.start_hooks_ok(&target)
+        });
+        // Staging copied executables (and hooks): time the new processes from their real start.
         let now = Instant::now();
         let mut events = Vec::new();
         for (index, staged, reason) in swaps {
@@ -701,6 +835,13 @@ impl Engine {
         // A target that exited on its own comes back after a change that affected it, even
         // if cargo found it fresh (the user asked for another try).
         for target in &outcome.targets {
+            let exited = self
+                .jobs
+                .iter()
+                .any(|j| &j.target == target && !j.is_alive() && j.latest.is_some());
+            if exited && !self.start_hooks_ok(target) {
+                continue;
+            }
             if let Some(job) = self.jobs.iter_mut().find(|j| &j.target == target) {
                 if !job.is_alive() {
                     if let Some(latest) = job.latest.clone() {
@@ -716,7 +857,58 @@ impl Engine {
             }
         }
         self.flush(events);
+        self.changed.clear();
         self.remove_stale_copies();
+    }
+
+    /// Runs the `stage` hook of `owner` (a target's own, or the workspace-wide one for
+    /// `None`), with `HOT_TARGET` set to `target`. False, with the error and `consequence`
+    /// reported, if it failed.
+    ///
+    /// Hooks run to completion on this thread: the loop waits for them, as it would for the
+    /// build they precede.
+    fn hook_ok(
+        &mut self,
+        stage: Stage,
+        owner: Option<&TargetId>,
+        target: Option<&TargetId>,
+        consequence: &str,
+    ) -> bool {
+        let hook = match owner {
+            None => self.config.hot.hooks.get(stage),
+            Some(owner) => self
+                .config
+                .hot
+                .targets
+                .get(owner)
+                .and_then(|c| c.hooks.get(stage)),
+        };
+        let Some(hook) = hook.cloned() else {
+            return true;
+        };
+        let changed: Vec<PathBuf> = self.changed.iter().cloned().collect();
+        match hooks::run(
+            &hook,
+            stage,
+            self.workspace.root(),
+            &changed,
+            target.or(owner),
+        ) {
+            Ok(()) => true,
+            Err(error) => {
+                self.ui.emit(&Event::Error {
+                    message: format!("{error:#}; {consequence}"),
+                });
+                false
+            }
+        }
+    }
+
+    /// The workspace-wide and `target`'s own `before-start` hooks.
+    fn start_hooks_ok(&mut self, target: &TargetId) -> bool {
+        let keeps = format!("{target} is not restarted; what runs keeps running");
+        self.hook_ok(Stage::BeforeStart, None, Some(target), &keeps)
+            && self.hook_ok(Stage::BeforeStart, Some(target), Some(target), &keeps)
     }
 
     /// Keeps what cargo told us about build scripts and dep-info, to sharpen `affected`.
@@ -851,8 +1043,6 @@ struct LiveProcesses {
     owners: HashMap<ProcKey, Owner>,
     /// Target name → colour index, stable for the session.
     colors: HashMap<String, usize>,
-    args: Vec<OsString>,
-    cwd: PathBuf,
     /// One target with plain output gets the terminal itself (colours, progress bars); the
     /// live view needs every line to come through the UI, above its status area.
     inherit_output: bool,
@@ -924,10 +1114,14 @@ impl LiveProcesses {
 
 impl Processes for LiveProcesses {
     fn spawn(&mut self, target: &TargetId, staged: &Staged, key: ProcKey) -> Result<u32> {
-        let check = self
+        let settings = self
             .settings
             .get(target)
-            .map_or(ReadyCheck::Started, |s| s.ready.clone());
+            .with_context(|| format!("no settings for {target}"))?;
+        let check = settings.ready.clone();
+        let (args, cwd) = (settings.args.clone(), settings.cwd.clone());
+        // The configured `env` first: what cargo hot sets below must win.
+        let mut env: Vec<(OsString, OsString)> = settings.env.clone();
         // A `log:` check must see the output, so it cannot go straight to the terminal.
         let output = if self.inherit_output && !matches!(check, ReadyCheck::Log(_)) {
             Io::Inherit
@@ -935,7 +1129,7 @@ impl Processes for LiveProcesses {
             Io::LinesAndPrompts
         };
         let foreground = self.stdin_target.as_ref() == Some(&target.name);
-        let mut env: Vec<(OsString, OsString)> = vec![("CARGO_HOT".into(), "1".into())];
+        env.push(("CARGO_HOT".into(), "1".into()));
         if let Some((dir, version)) = self.manifests.get(&target.package) {
             env.push(("CARGO_MANIFEST_DIR".into(), dir.into()));
             env.push(("CARGO_PKG_NAME".into(), target.package.clone().into()));
@@ -966,8 +1160,8 @@ impl Processes for LiveProcesses {
         let spawn = Spawn {
             program: staged.path.clone(),
             arg0: Some(target.name.clone().into()),
-            args: self.args.clone(),
-            cwd: Some(self.cwd.clone()),
+            args,
+            cwd: Some(cwd),
             env,
             env_remove,
             // A target in a background process group that reads the terminal would be
@@ -1059,7 +1253,7 @@ fn command_line(spawn: &Spawn) -> String {
 
 /// Turns SIGINT, SIGTERM and SIGHUP into messages for the loop. The handle keeps the
 /// forwarding thread's registration alive for the life of `run`.
-fn forward_signals(tx: Sender<i32>) -> Result<signal_hook::iterator::Handle> {
+pub(crate) fn forward_signals(tx: Sender<i32>) -> Result<signal_hook::iterator::Handle> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
         .context("failed to install signal handlers")?;

@@ -15,9 +15,11 @@
 
 pub mod affected;
 pub mod build;
+pub mod checks;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod hooks;
 pub mod lossy;
 pub mod process;
 pub mod ready;
@@ -59,6 +61,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let env = Env::from_process();
     match cli.command {
         Some(Command::Affected(args)) => affected::run(&args, &env, &cwd),
+        Some(Command::Init(args)) => config::init::run(&args, &env, &cwd),
+        Some(Command::Test(args)) => checks::run(checks::Options::test(&args, &env, &cwd)?),
+        Some(Command::Check(args)) => checks::run(checks::Options::check(&args, &env, &cwd)?),
+        Some(Command::Clippy(args)) => checks::run(checks::Options::clippy(&args, &env, &cwd)?),
         Some(Command::Run(args)) => engine::run(RunConfig::resolve(&args, &env, &cwd)?),
         None => engine::run(RunConfig::resolve(&cli.run, &env, &cwd)?),
     }

@@ -123,6 +123,12 @@ impl Job {
         self.policy
     }
 
+    /// A reloaded configuration changed how this target is run. Processes already starting or
+    /// stopping keep the deadlines they were given; the next decision uses `policy`.
+    pub fn set_policy(&mut self, policy: JobPolicy) {
+        self.policy = policy;
+    }
+
     /// The process that serves (is ready), if any.
     pub fn serving(&self) -> Option<&Running> {
         self.serving.as_ref()

@@ -29,6 +29,17 @@ pub struct Affected {
     pub unowned: Vec<PathBuf>,
 }
 
+/// What `cargo hot test` runs for a set of changes.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PackageChanges {
+    pub reload: bool,
+    /// Members whose whole test suite (or lints) the changes touch.
+    pub packages: BTreeSet<String>,
+    /// Members of which only these integration tests changed.
+    pub test_targets: BTreeMap<String, BTreeSet<String>>,
+    pub unowned: Vec<PathBuf>,
+}
+
 /// Why a target is affected. Paths are relative to the workspace root when under it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -187,6 +198,57 @@ impl Workspace {
             }
         }
         out.packages = packages.into_iter().collect();
+        out
+    }
+
+    /// Which members' tests (or lints) a set of changes touches, for `cargo hot test`: every
+    /// member whose build closure — its own dev-dependencies included, as `cargo test` builds
+    /// them — holds a changed package. A change to one integration test's own file touches
+    /// that test target alone.
+    pub fn affected_packages(&self, changes: &[PathBuf]) -> PackageChanges {
+        let mut out = PackageChanges::default();
+        let mut changed_packages = BTreeSet::new();
+        for path in changes {
+            let (change, reload) = self.classify(self.absolute(path));
+            out.reload |= reload;
+            match change.kind {
+                Kind::Ignored | Kind::Git => {}
+                Kind::Global => {
+                    changed_packages.extend(self.members());
+                }
+                Kind::Own(t)
+                    if change
+                        .owner
+                        .is_some_and(|p| self.packages[p].targets[t].kind == TargetKind::Test) =>
+                {
+                    let package = &self.packages[change.owner.unwrap_or_default()];
+                    out.test_targets
+                        .entry(package.name.clone())
+                        .or_default()
+                        .insert(package.targets[t].name.clone());
+                }
+                _ => match change.owner {
+                    Some(p) => {
+                        changed_packages.insert(p);
+                    }
+                    None => out.unowned.push(change.path),
+                },
+            }
+        }
+        for member in self.members() {
+            let closure = self.graph.closure(member, true);
+            let touched = changed_packages.contains(&member)
+                || self
+                    .graph
+                    .local_packages(&closure)
+                    .any(|p| changed_packages.contains(&p));
+            if touched {
+                out.packages.insert(self.packages[member].name.clone());
+            }
+        }
+        // A whole package under test already runs its test targets.
+        out.test_targets
+            .retain(|package, _| !out.packages.contains(package));
         out
     }
 

@@ -187,6 +187,7 @@ impl Workspace {
             packages,
             default_members,
             graph,
+            hot: md.workspace_metadata.get("hot").cloned(),
         }
     }
 }
@@ -247,6 +248,7 @@ fn convert_package(p: &cargo_metadata::Package, is_member: bool) -> Package {
         targets,
         build_script,
         default_run: p.default_run.clone(),
+        hot: p.metadata.get("hot").cloned(),
     }
 }
 

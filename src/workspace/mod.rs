@@ -26,9 +26,10 @@ use std::ffi::OsStr;
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
-pub use affected::{Affected, Reason};
+pub use affected::{Affected, PackageChanges, Reason};
 pub use depinfo::{parse_dep_info, parse_rerun_if_changed, BuildKnowledge};
 pub use load::{load, MetadataError, MetadataRequest};
+pub(crate) use select::closest;
 pub use select::Selection;
 
 use graph::Graph;
@@ -78,6 +79,8 @@ pub struct Package {
     /// `src_path` of the build script, if the package has one.
     pub build_script: Option<PathBuf>,
     pub default_run: Option<String>,
+    /// `[package.metadata.hot]`, raw: [`crate::config`] parses it.
+    pub hot: Option<serde_json::Value>,
 }
 
 /// One target of a package, as metadata lists it (paths absolute and lexically normalised).
@@ -121,6 +124,8 @@ pub struct Workspace {
     /// Indices into `packages` of what cargo builds when no package is selected at the root.
     default_members: Vec<usize>,
     graph: Graph,
+    /// `[workspace.metadata.hot]`, raw: [`crate::config`] parses it.
+    hot: Option<serde_json::Value>,
 }
 
 impl Workspace {
@@ -137,6 +142,16 @@ impl Workspace {
     /// Local packages only: members and non-member path dependencies.
     pub fn packages(&self) -> &[Package] {
         &self.packages
+    }
+
+    /// `[workspace.metadata.hot]` of the root manifest, if it has one.
+    pub fn hot_metadata(&self) -> Option<&serde_json::Value> {
+        self.hot.as_ref()
+    }
+
+    /// The root manifest, which holds `[workspace]`.
+    pub fn root_manifest(&self) -> PathBuf {
+        self.root.join("Cargo.toml")
     }
 
     pub fn package(&self, name: &str) -> Option<&Package> {
@@ -260,7 +275,7 @@ impl Workspace {
 
 /// Resolves `.` and `..` without touching the file system: watched paths may be gone already,
 /// and symlink resolution would make them disagree with the paths metadata reports.
-fn normalize(path: &Path) -> PathBuf {
+pub(crate) fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for component in path.components() {
         match component {

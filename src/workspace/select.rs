@@ -67,7 +67,7 @@ impl Workspace {
         Ok(out)
     }
 
-    fn members(&self) -> impl Iterator<Item = usize> + '_ {
+    pub(super) fn members(&self) -> impl Iterator<Item = usize> + '_ {
         (0..self.packages.len()).filter(|&i| self.packages[i].is_member)
     }
 
@@ -220,6 +220,20 @@ impl Workspace {
     }
 }
 
+impl Workspace {
+    /// Every bin and example of every member: what a config may name.
+    pub fn runnable_targets(&self) -> Vec<TargetId> {
+        self.members()
+            .flat_map(|i| {
+                let p = &self.packages[i];
+                runnable(p, RunKind::Bin)
+                    .into_iter()
+                    .chain(runnable(p, RunKind::Example))
+            })
+            .collect()
+    }
+}
+
 /// The package's targets of one runnable kind.
 fn runnable(p: &Package, kind: RunKind) -> Vec<TargetId> {
     p.targets
@@ -262,7 +276,7 @@ fn available(names: &[String], wanted: &str) -> String {
 }
 
 /// The name closest to `wanted`, if it is close enough to be a typo.
-fn closest<'a>(names: &'a [String], wanted: &str) -> Option<&'a str> {
+pub(crate) fn closest<'a>(names: &'a [String], wanted: &str) -> Option<&'a str> {
     let limit = (wanted.chars().count() / 3).clamp(1, 3);
     names
         .iter()

@@ -87,6 +87,7 @@ impl WsBuilder {
             targets: Vec::new(),
             build_script: None,
             default_run: None,
+            hot: None,
         });
         self
     }
@@ -192,6 +193,7 @@ impl WsBuilder {
                 packages: self.packages,
                 default_members,
                 graph,
+                hot: None,
             },
             _dir: self.dir,
         }

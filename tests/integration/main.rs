@@ -3,6 +3,7 @@
 
 mod affected;
 mod cli;
+mod config;
 mod faults;
 mod handoff;
 mod harness;

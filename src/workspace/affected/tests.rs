@@ -520,3 +520,44 @@ fn real_build_knowledge_sharpens_predictions() {
         pairs(&[("worker/worker", "outside → worker")])
     );
 }
+
+fn packages(ws: &TestWs, paths: &[&str]) -> PackageChanges {
+    let paths: Vec<PathBuf> = paths.iter().map(|p| ws.path(p)).collect();
+    ws.affected_packages(&paths)
+}
+
+fn names(set: &BTreeSet<String>) -> Vec<&str> {
+    set.iter().map(String::as_str).collect()
+}
+
+#[test]
+fn tests_follow_dev_dependency_edges() {
+    let ws = ws();
+    // worker has web as a dev-dependency: its tests see a web change, its bin does not.
+    let got = packages(&ws, &["web/src/lib.rs"]);
+    assert_eq!(names(&got.packages), ["api", "web", "worker"]);
+    let got = packages(&ws, &["testkit/src/lib.rs"]);
+    assert_eq!(names(&got.packages), ["api", "testkit"]);
+    let got = packages(&ws, &["core/src/lib.rs"]);
+    assert_eq!(names(&got.packages), ["api", "core", "web", "worker"]);
+    assert!(!got.reload);
+}
+
+#[test]
+fn an_integration_test_file_runs_that_test_only() {
+    let ws = ws();
+    let got = packages(&ws, &["api/tests/t.rs"]);
+    assert!(got.packages.is_empty(), "{got:?}");
+    assert_eq!(
+        got.test_targets,
+        [("api".to_string(), ["t".to_string()].into())].into()
+    );
+    // With the package's own code changed too, its whole suite runs.
+    let got = packages(&ws, &["api/tests/t.rs", "api/src/main.rs"]);
+    assert_eq!(names(&got.packages), ["api"]);
+    assert!(got.test_targets.is_empty());
+    // Outside every package: nothing to test.
+    let got = packages(&ws, &["README.md"]);
+    assert!(got.packages.is_empty() && got.test_targets.is_empty());
+    assert_eq!(got.unowned, [ws.path("README.md")]);
+}

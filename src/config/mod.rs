@@ -1,8 +1,20 @@
-//! The resolved configuration: what the command line and the environment mean, decided once.
+//! The resolved configuration: what the command line, the environment and the configuration
+//! files mean, decided once.
 //!
 //! [`crate::cli`] holds the raw flags; this module turns them into a [`RunConfig`] (and the
-//! smaller [`CargoOptions`] every cargo call shares), so the precedence rules — flag over
-//! environment over default — live in one place and everything downstream reads plain values.
+//! smaller [`CargoOptions`] every cargo call shares), so the precedence rules live in one place
+//! and everything downstream reads plain values. The files — `[workspace.metadata.hot]`,
+//! members' `[package.metadata.hot]` (both from `cargo metadata`) and `--config FILE` — are
+//! parsed in `file.rs` and layered in `merge.rs`; [`RunConfig::apply_workspace`] puts the
+//! flags on top once the workspace is loaded, and again after each manifest reload:
+//! command line > `--config` file > package > workspace > defaults.
+
+mod file;
+pub mod init;
+mod merge;
+
+pub use file::{TargetLayer, WatchAction, WatchEntry};
+pub use merge::{HotConfig, WatchPlan};
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -15,7 +27,11 @@ use crate::process::Signal;
 use crate::ready::{ReadyCheck, ReadySpec, SOCKET_GRACE};
 use crate::sockets::{target_matches, ListenSpec, Sockets};
 use crate::supervisor::{Handoff, JobPolicy, StopPolicy};
-use crate::workspace::{MetadataRequest, Selection, TargetId};
+use crate::workspace::{normalize, MetadataRequest, Selection, TargetId, Workspace};
+
+pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(10);
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_SIGNAL: Signal = Signal::TERM;
 
 /// Everything `cargo hot run` needs to know, resolved.
 #[derive(Debug, Clone)]
@@ -24,10 +40,13 @@ pub struct RunConfig {
     pub selection: Selection,
     pub debounce: Duration,
     pub poll: Option<Duration>,
+    /// `--ignore` and the files' `ignore` globs, and `action = "ignore"` watch paths.
     pub ignore: Vec<String>,
+    /// `--signal`, else the default; a target's `signal` key sits between the two.
     pub stop_signal: Signal,
     pub stop_timeout: Duration,
-    /// `--listen`, in order: the sockets cargo hot binds and hands to the targets.
+    /// `--listen`, in order, then the selected targets' `listen` keys: the sockets cargo hot
+    /// binds and hands to the targets.
     pub listen: Vec<ListenSpec>,
     /// `--ready`, in order; a spec naming a target beats one that names none.
     pub ready: Vec<ReadySpec>,
@@ -40,6 +59,23 @@ pub struct RunConfig {
     pub output: OutputConfig,
     /// Where we were started: cargo's target selection and the targets' cwd start here.
     pub cwd: PathBuf,
+    /// `--config FILE`, absolute.
+    pub config_file: Option<PathBuf>,
+    /// The configuration files, merged: set by [`RunConfig::apply_workspace`].
+    pub hot: HotConfig,
+    /// What the command line said, kept to re-apply on top of files that changed.
+    flags: Flags,
+}
+
+/// The flags that configuration keys can also set: `None`/empty when not given.
+#[derive(Debug, Clone, Default)]
+struct Flags {
+    debounce: Option<Duration>,
+    poll: Option<Duration>,
+    ignore: Vec<String>,
+    signal: Option<Signal>,
+    stop_timeout: Option<Duration>,
+    listen: Vec<ListenSpec>,
 }
 
 /// How cargo is invoked: shared by `cargo metadata` and `cargo build`.
@@ -124,9 +160,11 @@ impl RunConfig {
     }
 
     pub fn resolve(args: &RunArgs, env: &Env, cwd: &Path) -> Result<RunConfig> {
-        let stop_signal: Signal = args
+        let signal: Option<Signal> = args
             .signal
-            .parse()
+            .as_deref()
+            .map(str::parse)
+            .transpose()
             .map_err(|e| anyhow::anyhow!("invalid value for --signal: {e}"))?;
         let mut output = OutputConfig::resolve(&args.output, env)?;
         if args.stdin_target.is_some() && output.format == OutputFormat::Live {
@@ -149,12 +187,12 @@ impl RunConfig {
         Ok(RunConfig {
             cargo: CargoOptions::resolve(&args.cargo, args.output.verbose, output.color, env),
             selection: selection(&args.selection),
-            debounce: args.debounce,
+            debounce: args.debounce.unwrap_or(DEFAULT_DEBOUNCE),
             poll: args.poll,
             ignore: args.ignore.clone(),
-            stop_signal,
-            stop_timeout: args.stop_timeout,
-            listen,
+            stop_signal: signal.unwrap_or(DEFAULT_SIGNAL),
+            stop_timeout: args.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT),
+            listen: listen.clone(),
             ready,
             ready_timeout: args.ready_timeout,
             overlap: !args.no_overlap,
@@ -162,23 +200,103 @@ impl RunConfig {
             stdin_target: args.stdin_target.clone(),
             output,
             cwd: cwd.to_path_buf(),
+            config_file: args.config.as_ref().map(|f| normalize(&cwd.join(f))),
+            hot: HotConfig::default(),
+            flags: Flags {
+                debounce: args.debounce,
+                poll: args.poll,
+                ignore: args.ignore.clone(),
+                signal,
+                stop_timeout: args.stop_timeout,
+                listen,
+            },
         })
+    }
+
+    /// Reads the workspace's configuration (and `--config`), puts the flags on top, and
+    /// returns the targets to run: the command line's selection, else `run`, else cargo's
+    /// default. On error `self` is unchanged, so the last good configuration stays in force.
+    pub fn apply_workspace(&mut self, workspace: &Workspace) -> Result<Vec<TargetId>> {
+        let hot = merge::load(workspace, self.config_file.as_deref())?;
+        let targets = match &hot.run {
+            Some(run) if self.selection == Selection::default() => run.clone(),
+            _ => workspace.select(&self.selection, &self.selection_dir())?,
+        };
+        self.debounce = self
+            .flags
+            .debounce
+            .or(hot.debounce)
+            .unwrap_or(DEFAULT_DEBOUNCE);
+        self.poll = self.flags.poll.or(hot.poll.flatten());
+        self.ignore = hot
+            .ignore
+            .iter()
+            .cloned()
+            .chain(merge::ignored_globs(&hot, workspace.root()))
+            .chain(self.flags.ignore.iter().cloned())
+            .collect();
+        for target in &targets {
+            if let Some(dir) = hot.targets.get(target).and_then(|t| t.cwd.as_ref()) {
+                if !dir.is_dir() {
+                    bail!(
+                        "the working directory {} configured for {target} (`cwd`) is not a directory: create it or fix the key",
+                        dir.display()
+                    );
+                }
+            }
+        }
+        // A target's own `listen` applies unless a --listen already gives it a socket.
+        self.listen = self.flags.listen.clone();
+        for target in &targets {
+            let from_flags = self.flags.listen.iter().any(|l| l.applies_to(target));
+            let configured = hot.targets.get(target).and_then(|t| t.listen.as_ref());
+            if let (false, Some(addrs)) = (from_flags, configured) {
+                self.listen.extend(addrs.iter().map(|addr| ListenSpec {
+                    target: Some(target.qualified()),
+                    addr: addr.clone(),
+                }));
+            }
+        }
+        self.hot = hot;
+        Ok(targets)
+    }
+
+    /// Whether any target waits for `READY=1`, so the notify socket is needed.
+    pub fn wants_notify(&self, targets: &[TargetId]) -> bool {
+        self.ready.iter().any(|r| r.check == ReadyCheck::Notify)
+            || targets.iter().any(|t| {
+                self.hot
+                    .targets
+                    .get(t)
+                    .and_then(|c| c.ready.as_ref())
+                    .is_some_and(|r| *r == ReadyCheck::Notify)
+            })
     }
 }
 
-/// How one target is run and restarted, resolved from the flags that may name it.
+/// How one target is run and restarted, resolved from the flags that may name it and its
+/// `targets.<bin>` configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TargetSettings {
     pub ready: ReadyCheck,
     pub policy: JobPolicy,
+    pub args: Vec<OsString>,
+    /// Set on top of cargo hot's own environment.
+    pub env: Vec<(OsString, OsString)>,
+    pub cwd: PathBuf,
 }
 
 impl RunConfig {
     /// Settings for `target`, which is handed `socket_count` sockets.
     ///
     /// Overlap needs a socket shared by old and new: a target that binds its own port cannot
-    /// have two processes at once, so it is restarted stop-then-start.
+    /// have two processes at once, so by default it is restarted stop-then-start; its
+    /// `overlap` key says otherwise (a program that can run twice, e.g. with SO_REUSEPORT),
+    /// and `--no-overlap` beats both.
+    ///
+    /// Each value: the flag if given, else the target's configuration, else the default.
     pub fn target_settings(&self, target: &TargetId, socket_count: usize) -> TargetSettings {
+        let configured = self.hot.targets.get(target);
         let named = self.ready.iter().find(|r| {
             r.target
                 .as_deref()
@@ -187,26 +305,50 @@ impl RunConfig {
         let ready = named
             .or_else(|| self.ready.iter().find(|r| r.target.is_none()))
             .map(|r| r.check.clone())
+            .or_else(|| configured.and_then(|c| c.ready.clone()))
             .unwrap_or(if socket_count > 0 {
                 ReadyCheck::Delay(SOCKET_GRACE)
             } else {
                 ReadyCheck::Started
             });
-        let handoff = if self.overlap && socket_count > 0 {
+        let overlap = self.overlap
+            && configured
+                .and_then(|c| c.overlap)
+                .unwrap_or(socket_count > 0);
+        let handoff = if overlap {
             Handoff::Overlap
         } else {
             Handoff::StopFirst
         };
+        let signal = self
+            .flags
+            .signal
+            .or(configured.and_then(|c| c.signal))
+            .unwrap_or(self.stop_signal);
+        let timeout = self
+            .flags
+            .stop_timeout
+            .or(configured.and_then(|c| c.stop_timeout))
+            .unwrap_or(self.stop_timeout);
+        let args = if self.target_args.is_empty() {
+            configured.and_then(|c| c.args.clone()).unwrap_or_default()
+        } else {
+            self.target_args.clone()
+        };
         TargetSettings {
             policy: JobPolicy {
-                stop: StopPolicy {
-                    signal: self.stop_signal,
-                    timeout: self.stop_timeout,
-                },
+                stop: StopPolicy { signal, timeout },
                 handoff,
                 ready_timeout: (ready != ReadyCheck::Started).then_some(self.ready_timeout),
             },
             ready,
+            args,
+            env: configured
+                .map(|c| c.env.iter().map(|(k, v)| (k.into(), v.into())).collect())
+                .unwrap_or_default(),
+            cwd: configured
+                .and_then(|c| c.cwd.clone())
+                .unwrap_or_else(|| self.cwd.clone()),
         }
     }
 
@@ -506,6 +648,101 @@ mod tests {
         assert_eq!(opts.program, PathBuf::from("/opt/rust/bin/cargo"));
         let opts = CargoOptions::resolve(&CargoArgs::default(), 0, false, &Env::default());
         assert_eq!(opts.program, PathBuf::from("cargo"));
+    }
+
+    fn api() -> TargetId {
+        TargetId {
+            package: "api".into(),
+            name: "api".into(),
+            kind: crate::workspace::RunKind::Bin,
+        }
+    }
+
+    fn with_api_config(args: &RunArgs, layer: TargetLayer) -> RunConfig {
+        let mut config = RunConfig::resolve(args, &Env::default(), Path::new("/start")).unwrap();
+        config.hot.targets.insert(api(), layer);
+        config
+    }
+
+    fn configured_api() -> TargetLayer {
+        TargetLayer {
+            args: Some(vec!["--from-config".into()]),
+            env: [("RUST_LOG".to_string(), "debug".to_string())].into(),
+            cwd: Some("/ws/api".into()),
+            listen: None,
+            ready: Some(ReadyCheck::Notify),
+            signal: Some(Signal::INT),
+            stop_timeout: Some(Duration::from_secs(10)),
+            overlap: Some(true),
+            hooks: Default::default(),
+        }
+    }
+
+    #[test]
+    fn defaults_without_configuration() {
+        let config =
+            RunConfig::resolve(&RunArgs::default(), &Env::default(), Path::new("/start")).unwrap();
+        let settings = config.target_settings(&api(), 0);
+        assert_eq!(settings.policy.stop.signal, DEFAULT_SIGNAL);
+        assert_eq!(settings.policy.stop.timeout, DEFAULT_STOP_TIMEOUT);
+        assert_eq!(settings.policy.handoff, Handoff::StopFirst);
+        assert_eq!(settings.ready, ReadyCheck::Started);
+        assert!(settings.args.is_empty() && settings.env.is_empty());
+        assert_eq!(settings.cwd, PathBuf::from("/start"));
+        assert_eq!(config.debounce, DEFAULT_DEBOUNCE);
+        assert_eq!(
+            config.target_settings(&api(), 1).policy.handoff,
+            Handoff::Overlap
+        );
+    }
+
+    #[test]
+    fn configuration_beats_defaults() {
+        let config = with_api_config(&RunArgs::default(), configured_api());
+        let settings = config.target_settings(&api(), 0);
+        assert_eq!(settings.policy.stop.signal, Signal::INT);
+        assert_eq!(settings.policy.stop.timeout, Duration::from_secs(10));
+        // `overlap = true` holds even without a socket.
+        assert_eq!(settings.policy.handoff, Handoff::Overlap);
+        assert_eq!(settings.ready, ReadyCheck::Notify);
+        assert_eq!(settings.policy.ready_timeout, Some(config.ready_timeout));
+        assert_eq!(settings.args, [OsString::from("--from-config")]);
+        assert_eq!(
+            settings.env,
+            [(OsString::from("RUST_LOG"), OsString::from("debug"))]
+        );
+        assert_eq!(settings.cwd, PathBuf::from("/ws/api"));
+        assert!(config.wants_notify(&[api()]));
+        // `overlap = false` holds even with a socket.
+        let mut no_overlap = configured_api();
+        no_overlap.overlap = Some(false);
+        let config = with_api_config(&RunArgs::default(), no_overlap);
+        assert_eq!(
+            config.target_settings(&api(), 1).policy.handoff,
+            Handoff::StopFirst
+        );
+    }
+
+    #[test]
+    fn command_line_beats_configuration() {
+        let args = RunArgs {
+            signal: Some("SIGQUIT".into()),
+            stop_timeout: Some(Duration::from_secs(1)),
+            ready: vec!["delay:1s".into()],
+            no_overlap: true,
+            args: vec!["--from-flags".into()],
+            ..RunArgs::default()
+        };
+        let config = with_api_config(&args, configured_api());
+        let settings = config.target_settings(&api(), 0);
+        assert_eq!(settings.policy.stop.signal, Signal::QUIT);
+        assert_eq!(settings.policy.stop.timeout, Duration::from_secs(1));
+        assert_eq!(settings.policy.handoff, Handoff::StopFirst);
+        assert_eq!(settings.ready, ReadyCheck::Delay(Duration::from_secs(1)));
+        assert_eq!(settings.args, [OsString::from("--from-flags")]);
+        // Keys with no flag still come from the configuration.
+        assert_eq!(settings.cwd, PathBuf::from("/ws/api"));
+        assert_eq!(settings.env.len(), 1);
     }
 
     #[test]
