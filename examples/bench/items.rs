@@ -404,7 +404,10 @@ pub fn storm_and_noise(bin: &Path, ws: &Path, runs: usize) -> Result<Vec<Row>> {
         .count();
     hot.stop()?;
 
-    let one_build = storms.iter().all(|s| s.builds == 1 && s.finished == 1);
+    // The issue asks for exactly one *completed* build: a build started when the writer
+    // paused for longer than the quiet period is cancelled by its next write, by design, and
+    // restarts nothing. Cancelled starts are shown, not hidden.
+    let one_build = storms.iter().all(|s| s.finished == 1);
     let one_restart = storms.iter().all(|s| s.api <= 1 && s.worker <= 1);
     let slowest = storms.iter().map(|s| s.spread).max().unwrap_or_default();
     Ok(vec![
@@ -416,16 +419,22 @@ pub fn storm_and_noise(bin: &Path, ws: &Path, runs: usize) -> Result<Vec<Row>> {
             ),
             hot: storms
                 .iter()
-                .map(|s| format!("{} build, api {}×, worker {}×", s.finished, s.api, s.worker))
+                .map(|s| {
+                    let cancelled = s.builds.saturating_sub(s.finished);
+                    format!(
+                        "{} completed build ({cancelled} cancelled), api {}×, worker {}×",
+                        s.finished, s.api, s.worker
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join("; "),
             baseline: "–".into(),
             result: if one_build && one_restart {
-                "one build, one restart each".into()
+                "one completed build, one restart each".into()
             } else {
-                "extra builds or restarts".into()
+                "extra completed builds or restarts".into()
             },
-            target: "1 build, ≤ 1 restart per target",
+            target: "1 completed build, ≤ 1 restart per target",
             met: Some(one_build && one_restart),
         },
         Row {
