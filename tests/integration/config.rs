@@ -438,3 +438,44 @@ fn cargo_hot_test_runs_exactly_the_affected_packages_tests() {
         "core's tests ran: {summary}"
     );
 }
+
+#[test]
+fn a_configured_listen_ready_and_overlap_hand_the_socket_over() {
+    let ws = Workspace::new();
+    append(
+        &ws,
+        "api/Cargo.toml",
+        r#"
+[package.metadata.hot.targets.api]
+listen = ["127.0.0.1:0"]
+ready = "log:^api listening on"
+"#,
+    );
+    let mut hot = ws.hot(&["--bin", "api", "--bin", "worker"]);
+    let listening = hot.wait_event("listening", EVENT_TIMEOUT, |_| true);
+    assert_eq!(
+        listening["sockets"][0]["targets"],
+        serde_json::json!(["api"])
+    );
+    let address = listening["sockets"][0]["address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let port: u16 = address.rsplit(':').next().unwrap().parse().unwrap();
+    let old = hot.wait_event("ready", BUILD_TIMEOUT, |e| e["target"] == "api")["pid"].clone();
+    assert_eq!(
+        environ(old.as_u64().unwrap() as u32, "LISTEN_FDS").as_deref(),
+        Some("1")
+    );
+    assert_eq!(http_get(port, "/pid"), Some(format!("{old}\n")));
+
+    // The configured socket means overlap: the old api is stopped only once the new is ready.
+    ws.replace("web/src/lib.rs", "text/plain", "text/plain; charset=utf-8");
+    let new = hot.wait_event("ready", BUILD_TIMEOUT, |e| e["target"] == "api")["pid"].clone();
+    assert_ne!(new, old);
+    let stopping = hot.wait_event("stopping", EVENT_TIMEOUT, |e| e["pid"] == old);
+    assert_eq!(stopping["reason"], "new build ready");
+    // Until it has taken in its stop signal, the old one may still accept (and serve) one.
+    hot.wait_event("exited", EVENT_TIMEOUT, |e| e["pid"] == old);
+    assert_eq!(http_get(port, "/pid"), Some(format!("{new}\n")));
+}
