@@ -50,6 +50,8 @@ pub struct Options {
     pub debounce: Duration,
     pub poll: Option<Duration>,
     pub ignore: Vec<String>,
+    /// Wait for the first change instead of a first round over every member.
+    pub postpone: bool,
     /// After `--`: to the test runner or to clippy.
     pub runner_args: Vec<OsString>,
     pub cwd: PathBuf,
@@ -85,6 +87,7 @@ impl Options {
             debounce: watch.debounce,
             poll: watch.poll,
             ignore: watch.ignore.clone(),
+            postpone: watch.postpone,
             runner_args,
             cwd: cwd.to_path_buf(),
         })
@@ -361,8 +364,13 @@ pub fn run(options: Options) -> Result<i32> {
     let watcher = Watcher::start(watch_spec(&options, &workspace), watch_tx)
         .context("failed to start watching files")?;
     eprintln!(
-        "Watching {}: each change runs `cargo {}` for the packages it affects",
+        "Watching {}: {}each change runs `cargo {}` for the packages it affects",
         workspace.root().display(),
+        if options.postpone {
+            ""
+        } else {
+            "a first round for every member, then "
+        },
         match options.tool {
             Tool::Test { nextest: true } => "nextest run",
             Tool::Test { nextest: false } => "test",
@@ -373,10 +381,16 @@ pub fn run(options: Options) -> Result<i32> {
 
     let mut pending: Vec<PathBuf> = Vec::new();
     let mut deadline: Option<Instant> = None;
-    let mut round: Option<Round> = None;
     let mut next: Option<PackageChanges> = None;
     let mut quitting = false;
     let mut next_key: ProcKey = 0;
+    // Where things stand before the first edit, as cargo-watch and bacon start.
+    let mut round: Option<Round> = if options.postpone {
+        None
+    } else {
+        let everything = workspace.every_member();
+        start_round(&options, everything, &proc_tx, &reaper, &mut next_key)
+    };
     loop {
         let wake = deadline
             .into_iter()
@@ -583,6 +597,7 @@ mod tests {
             debounce: Duration::from_millis(50),
             poll: None,
             ignore: Vec::new(),
+            postpone: false,
             runner_args: runner_args.iter().map(OsString::from).collect(),
             cwd: "/ws".into(),
         }

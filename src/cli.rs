@@ -265,6 +265,9 @@ pub struct WatchArgs {
     /// Ignore paths matching this gitignore-style glob, on top of .gitignore; repeatable.
     #[arg(long = "ignore", value_name = "GLOB", help_heading = "Watching")]
     pub ignore: Vec<String>,
+    /// Wait for the first change instead of starting with a round for every member.
+    #[arg(long, help_heading = "Watching")]
+    pub postpone: bool,
 }
 
 #[derive(Debug, Clone, Args)]

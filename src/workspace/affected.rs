@@ -201,6 +201,17 @@ impl Workspace {
         out
     }
 
+    /// Every member's tests (or lints): the first round of `cargo hot test`.
+    pub fn every_member(&self) -> PackageChanges {
+        PackageChanges {
+            packages: self
+                .members()
+                .map(|p| self.packages[p].name.clone())
+                .collect(),
+            ..PackageChanges::default()
+        }
+    }
+
     /// Which members' tests (or lints) a set of changes touches, for `cargo hot test`: every
     /// member whose build closure — its own dev-dependencies included, as `cargo test` builds
     /// them — holds a changed package. A change to one integration test's own file touches

@@ -414,7 +414,7 @@ impl Drop for Lines {
 #[test]
 fn cargo_hot_test_runs_exactly_the_affected_packages_tests() {
     let ws = Workspace::new();
-    let mut hot = Lines::start(&ws, &["test"]);
+    let mut hot = Lines::start(&ws, &["test", "--postpone"]);
     hot.wait_line(|l| l.starts_with("Watching"));
     // web: api depends on it, and core's tests do (a dev-dependency); worker and jobs do not.
     ws.replace(
@@ -436,6 +436,21 @@ fn cargo_hot_test_runs_exactly_the_affected_packages_tests() {
     assert!(
         !summary.contains(" 0 passed"),
         "core's tests ran: {summary}"
+    );
+}
+
+#[test]
+fn cargo_hot_check_starts_with_a_round_for_every_member() {
+    let ws = Workspace::new();
+    let mut hot = Lines::start(&ws, &["check"]);
+    let running = hot.wait_line(|l| l.starts_with("Running "));
+    for member in ["api", "core", "jobs", "web", "worker", "worker-tasks"] {
+        assert!(running.contains(&format!(" -p {member} ")), "{running}");
+    }
+    let summary = hot.wait_line(|l| l.contains(": checked "));
+    assert!(
+        summary.starts_with("ok: checked api, core, jobs, web, worker, worker-tasks"),
+        "{summary}"
     );
 }
 
