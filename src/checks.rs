@@ -17,12 +17,10 @@ use crossbeam_channel::{never, select};
 
 use crate::cli::{CheckArgs, ClippyArgs, TestArgs, WatchArgs};
 use crate::config::{CargoOptions, Env, OutputConfig};
+use crate::engine::{watch_spec, BUILD_CANCEL_GRACE};
 use crate::process::{self, Io, ProcEvent, ProcKey, Reaper, Signal, Spawn, Stream};
-use crate::watcher::{WatchMsg, WatchSpec, Watcher};
-use crate::workspace::{self, PackageChanges, Workspace};
-
-/// How long cargo gets to exit after SIGINT before its process group is killed.
-const CANCEL_GRACE: Duration = Duration::from_secs(2);
+use crate::watcher::{WatchMsg, Watcher};
+use crate::workspace::{self, PackageChanges};
 
 /// Which cargo command a round runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -361,8 +359,11 @@ pub fn run(options: Options) -> Result<i32> {
     let (proc_tx, procs) = crossbeam_channel::unbounded();
     let (watch_tx, watch) = crossbeam_channel::unbounded();
     let reaper = Reaper::start().context("failed to start the process reaper")?;
-    let watcher = Watcher::start(watch_spec(&options, &workspace), watch_tx)
-        .context("failed to start watching files")?;
+    let watcher = Watcher::start(
+        watch_spec(&workspace, &options.ignore, options.poll),
+        watch_tx,
+    )
+    .context("failed to start watching files")?;
     eprintln!(
         "Watching {}: {}each change runs `cargo {}` for the packages it affects",
         workspace.root().display(),
@@ -487,7 +488,9 @@ pub fn run(options: Options) -> Result<i32> {
             match workspace::load(&request) {
                 Ok(reloaded) => {
                     workspace = reloaded;
-                    if let Err(error) = watcher.update(watch_spec(&options, &workspace)) {
+                    if let Err(error) =
+                        watcher.update(watch_spec(&workspace, &options.ignore, options.poll))
+                    {
                         eprintln!("warning: failed to update the watched directories: {error:#}");
                     }
                     plan = workspace.affected_packages(&paths);
@@ -508,7 +511,7 @@ pub fn run(options: Options) -> Result<i32> {
                 next = Some(merged);
                 if current.cancel_deadline.is_none() {
                     eprintln!("A new change: cancelling this round, the next one covers both");
-                    current.cancel_deadline = Some(now + CANCEL_GRACE);
+                    current.cancel_deadline = Some(now + BUILD_CANCEL_GRACE);
                     let _ = process::signal_group(current.pid, Signal::INT);
                 }
             }
@@ -562,24 +565,11 @@ fn spawn_cargo(
     spawn.stdout = Io::Lines;
     spawn.stderr = Io::Lines;
     spawn.own_group = true;
-    let line = std::iter::once(options.cargo.program.as_os_str())
-        .chain(spawn.args.iter().map(|a| a.as_os_str()))
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect::<Vec<_>>()
-        .join(" ");
+    let line = spawn.command_line();
     eprintln!("Running {line}");
     let child = process::spawn(&spawn, key, tx).with_context(|| format!("failed to run {line}"))?;
     reaper.track(child.pid);
     Ok((child.pid, key))
-}
-
-fn watch_spec(options: &Options, workspace: &Workspace) -> WatchSpec {
-    WatchSpec {
-        roots: workspace.watch_roots(),
-        always_ignore: vec![workspace.target_dir().to_path_buf()],
-        extra_ignores: options.ignore.clone(),
-        poll: options.poll,
-    }
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ use crate::workspace::{self, BuildKnowledge, TargetId, Workspace};
 /// A burst that never settles (a log written every 10 ms in a watched dir) still gets built.
 const MAX_SETTLE: Duration = Duration::from_secs(1);
 /// How long cargo gets to exit after SIGINT before its process group is killed.
-const BUILD_CANCEL_GRACE: Duration = Duration::from_secs(2);
+pub(crate) const BUILD_CANCEL_GRACE: Duration = Duration::from_secs(2);
 
 /// Runs `cargo hot run` until a signal asks it to stop. Returns the process exit code.
 pub fn run(mut config: RunConfig) -> Result<i32> {
@@ -70,8 +70,11 @@ pub fn run(mut config: RunConfig) -> Result<i32> {
     };
 
     let reaper = Reaper::start().context("failed to start the process reaper")?;
-    let watcher = Watcher::start(watch_spec(&config, &workspace), watch_tx)
-        .context("failed to start watching files")?;
+    let watcher = Watcher::start(
+        watch_spec(&workspace, &config.ignore, config.poll),
+        watch_tx,
+    )
+    .context("failed to start watching files")?;
 
     let hot_dir = workspace.target_dir().join("hot");
     let several = targets.len() > 1;
@@ -465,10 +468,11 @@ impl Engine {
             packages: workspace.packages().len(),
         });
         self.workspace = workspace;
-        if let Err(error) = self
-            .watcher
-            .update(watch_spec(&self.config, &self.workspace))
-        {
+        if let Err(error) = self.watcher.update(watch_spec(
+            &self.workspace,
+            &self.config.ignore,
+            self.config.poll,
+        )) {
             self.ui.emit(&Event::Warning {
                 message: format!("failed to update the watched directories: {error:#}"),
             });
@@ -651,7 +655,7 @@ impl Engine {
             return;
         }
         let spawn = build::command(&self.config.cargo, &targets, &self.config.cwd);
-        let command = command_line(&spawn);
+        let command = spawn.command_line();
         let key = self.procs.next_key();
         match process::spawn(&spawn, key, &self.procs.tx) {
             Ok(child) => {
@@ -1233,22 +1237,19 @@ fn is_transient(path: &Path, first: ChangeKind) -> bool {
     first == ChangeKind::Created && std::fs::symlink_metadata(path).is_err()
 }
 
-fn watch_spec(config: &RunConfig, workspace: &Workspace) -> WatchSpec {
+/// What to watch in `workspace`: its packages, never its target dir. Shared with
+/// [`crate::checks`].
+pub(crate) fn watch_spec(
+    workspace: &Workspace,
+    extra_ignores: &[String],
+    poll: Option<Duration>,
+) -> WatchSpec {
     WatchSpec {
         roots: workspace.watch_roots(),
         always_ignore: vec![workspace.target_dir().to_path_buf()],
-        extra_ignores: config.ignore.clone(),
-        poll: config.poll,
+        extra_ignores: extra_ignores.to_vec(),
+        poll,
     }
-}
-
-/// The command as a user could paste it, for `-v` and the JSON stream.
-fn command_line(spawn: &Spawn) -> String {
-    std::iter::once(spawn.program.as_os_str())
-        .chain(spawn.args.iter().map(|a| a.as_os_str()))
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// Turns SIGINT, SIGTERM and SIGHUP into messages for the loop. The handle keeps the

@@ -119,6 +119,15 @@ pub struct Spawn {
 }
 
 impl Spawn {
+    /// The command as a user could paste it, for `-v`, the JSON stream and error messages.
+    pub fn command_line(&self) -> String {
+        std::iter::once(self.program.as_os_str())
+            .chain(self.args.iter().map(|a| a.as_os_str()))
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     /// A spec with no arguments, inherited stdio and environment, and no
     /// process-group, fd or `LISTEN_PID` handling.
     pub fn new(program: impl Into<PathBuf>) -> Spawn {
