@@ -1100,15 +1100,9 @@ impl LiveProcesses {
             ReadyCheck::Notify => Probe::Notify,
             ReadyCheck::Log(regex) => Probe::Log(regex.clone()),
             ReadyCheck::Delay(delay) => Probe::Delay(now + *delay),
+            // The supervisor's ready timeout decides; the probe goes when the process does.
             ReadyCheck::Tcp(_) | ReadyCheck::Http(_) => {
-                // The supervisor's ready timeout decides; the thread just must not outlive it.
-                let until = now + Duration::from_secs(24 * 3600);
-                Probe::Polling(ready::start_poller(
-                    check,
-                    key,
-                    until,
-                    self.ready_tx.clone(),
-                )?)
+                Probe::Polling(ready::start_poller(check, key, self.ready_tx.clone())?)
             }
         };
         self.probes.insert(key, probe);

@@ -12,7 +12,7 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use crossbeam_channel::Sender;
@@ -198,14 +198,9 @@ impl Drop for PollerGuard {
 }
 
 /// Polls a `tcp:` or `http:` check for the process `key` until it succeeds (then reports it
-/// once), the guard is dropped, or `until` passes. Backs off from 20 ms to 250 ms: a server
+/// once) or the guard is dropped. Backs off from 20 ms to 250 ms: a server
 /// that binds in a few milliseconds is seen at once, a slow one costs a few wakeups a second.
-pub fn start_poller(
-    check: &ReadyCheck,
-    key: ProcKey,
-    until: Instant,
-    tx: Sender<ReadyMsg>,
-) -> Result<PollerGuard> {
+pub fn start_poller(check: &ReadyCheck, key: ProcKey, tx: Sender<ReadyMsg>) -> Result<PollerGuard> {
     let check = check.clone();
     let cancel = Arc::new(AtomicBool::new(false));
     let stop = cancel.clone();
@@ -213,7 +208,7 @@ pub fn start_poller(
         .name(format!("hot-ready-{key}"))
         .spawn(move || {
             let mut pause = Duration::from_millis(20);
-            while !stop.load(Ordering::Relaxed) && Instant::now() < until {
+            while !stop.load(Ordering::Relaxed) {
                 if probe_once(&check) {
                     let _ = tx.send(ReadyMsg::Probed(key));
                     return;
@@ -512,7 +507,7 @@ mod tests {
         });
         let (tx, rx) = crossbeam_channel::unbounded();
         let check = check(&format!("http://{addr}/health"));
-        let _guard = start_poller(&check, 7, Instant::now() + Duration::from_secs(30), tx).unwrap();
+        let _guard = start_poller(&check, 7, tx).unwrap();
         assert_eq!(
             rx.recv_timeout(Duration::from_secs(30)).unwrap(),
             ReadyMsg::Probed(7)

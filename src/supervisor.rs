@@ -238,10 +238,8 @@ impl Job {
         if self.starting.as_ref().is_none_or(|s| s.run.key != key) {
             return false;
         }
-        let Some(starting) = self.starting.take() else {
-            return false;
-        };
-        self.promote(starting.run, procs, events, now);
+        let run = self.starting.take().expect("checked").run;
+        self.promote(run, procs, events, now);
         true
     }
 
