@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::parse_duration;
+use crate::duration::parse_duration;
 
 /// Cargo calls an external subcommand as `cargo-hot hot ARGS…`; called directly it is
 /// `cargo-hot ARGS…`. This drops the extra word so both parse the same.

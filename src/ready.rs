@@ -18,7 +18,7 @@ use anyhow::{bail, Context, Result};
 use crossbeam_channel::Sender;
 use regex::Regex;
 
-use crate::config::parse_duration;
+use crate::duration::parse_duration;
 use crate::process::ProcKey;
 use crate::sockets::split_target;
 

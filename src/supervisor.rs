@@ -27,8 +27,9 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 
 use crate::build::Staged;
+use crate::duration::human_duration;
+use crate::event::Event;
 use crate::process::{ExitInfo, ProcKey, Signal};
-use crate::ui::{human_duration, Event};
 use crate::workspace::TargetId;
 
 /// What a job needs from the operating system; the engine's implementation spawns real

@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{Map, Value};
 
-use super::parse_duration;
+use crate::duration::parse_duration;
 use crate::hooks::{Hook, Hooks, Stage};
 use crate::process::Signal;
 use crate::ready::{ReadyCheck, ReadySpec};

@@ -20,7 +20,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
 use crate::cli::{CargoArgs, ColorChoice, OutputArgs, RunArgs, SelectionArgs};
 use crate::process::Signal;
@@ -545,39 +545,9 @@ fn color_enabled(flag: Option<ColorChoice>, env: &Env) -> Result<bool> {
     })
 }
 
-/// Parses `50ms`, `2s`, `1.5s`, `1m`, or a bare number of milliseconds.
-pub fn parse_duration(text: &str) -> Result<Duration> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .with_context(|| format!("`{text}` is not a duration: expected e.g. 50ms, 2s, 1m"))?;
-    let seconds = match unit.trim() {
-        "" | "ms" => value / 1000.0,
-        "s" | "sec" => value,
-        "m" | "min" => value * 60.0,
-        other => bail!("unknown unit `{other}` in `{text}`: use ms, s or m"),
-    };
-    Duration::try_from_secs_f64(seconds).with_context(|| format!("`{text}` is out of range"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("50ms").unwrap(), Duration::from_millis(50));
-        assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
-        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
-        assert_eq!(parse_duration("250").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
-        assert!(parse_duration("5 parsecs").is_err());
-        assert!(parse_duration("fast").is_err());
-    }
 
     fn env(term_color: Option<&str>, no_color: bool, tty: bool) -> Env {
         Env {

@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use super::event::{Event, SCHEMA_VERSION};
+use crate::event::{Event, SCHEMA_VERSION};
 use crate::process::Stream;
 
 #[derive(Serialize)]

@@ -15,7 +15,6 @@
 //! Target output always goes out line by line, prefixed with the target's name in a stable
 //! colour when several targets share the terminal.
 
-pub mod event;
 pub mod json;
 pub mod keys;
 pub mod live;
@@ -31,13 +30,12 @@ use anyhow::Result;
 use console::Style;
 use crossbeam_channel::Receiver;
 
-pub use self::event::{AffectedTarget, Event, ListeningSocket, SCHEMA_VERSION};
 pub use self::keys::Key;
 use self::live::Live;
-pub use self::plain::human_duration;
 use self::plain::Lines;
 use self::terminal::TerminalGuard;
 use crate::config::{OutputConfig, OutputFormat, Verbosity};
+use crate::event::Event;
 use crate::process::Stream;
 
 /// Renders events and output. Owned by the engine; everything is written and flushed at

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use console::style;
 
-use super::event::Event;
 use crate::config::Verbosity;
+use crate::duration::human_duration;
+use crate::event::Event;
 use crate::process::ExitInfo;
 
 /// Renders events as status lines; knows the verbosity and the workspace root.
@@ -297,24 +298,10 @@ fn millis(ms: u128) -> String {
     human_duration(Duration::from_millis(ms as u64))
 }
 
-/// `850ms`, `2.4s`, `1m05s`, `2h03m`.
-pub fn human_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1000 {
-        format!("{ms}ms")
-    } else if ms < 60_000 {
-        format!("{:.1}s", d.as_secs_f64())
-    } else if ms < 3_600_000 {
-        format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60)
-    } else {
-        format!("{}h{:02}m", ms / 3_600_000, (ms / 60_000) % 60)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ui::event::AffectedTarget;
+    use crate::event::AffectedTarget;
     use crate::workspace::Reason;
 
     fn lines(verbosity: Verbosity) -> Lines {
@@ -323,14 +310,6 @@ mod tests {
             color: false,
             root: Some(PathBuf::from("/ws")),
         }
-    }
-
-    #[test]
-    fn durations_read_well() {
-        assert_eq!(human_duration(Duration::from_millis(850)), "850ms");
-        assert_eq!(human_duration(Duration::from_millis(2400)), "2.4s");
-        assert_eq!(human_duration(Duration::from_secs(65)), "1m05s");
-        assert_eq!(human_duration(Duration::from_secs(7380)), "2h03m");
     }
 
     #[test]

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use console::{measure_text_width, style, truncate_str};
 
-use super::event::Event;
-use super::plain::human_duration;
+use crate::duration::human_duration;
+use crate::event::Event;
 use crate::process::ExitInfo;
 
 /// What a target's process is doing, as far as the events told us.

@@ -20,12 +20,13 @@ use crossbeam_channel::{never, select, Receiver, Sender};
 
 use crate::build::{self, Build, Progress, Staged};
 use crate::config::{OutputFormat, RunConfig, TargetSettings, Verbosity};
+use crate::event::{AffectedTarget, Event, ListeningSocket};
 use crate::hooks::{self, Stage};
 use crate::process::{self, Io, ProcEvent, ProcKey, Reaper, Signal, Spawn, Stream};
 use crate::ready::{self, PollerGuard, ReadyCheck, ReadyMsg};
 use crate::sockets::Sockets;
 use crate::supervisor::{Job, Processes};
-use crate::ui::{AffectedTarget, Event, Key, ListeningSocket, Ui};
+use crate::ui::{Key, Ui};
 use crate::watcher::{ChangeKind, WatchMode, WatchMsg, WatchSpec, Watcher};
 use crate::workspace::{self, BuildKnowledge, TargetId, Workspace};
 
