@@ -8,6 +8,7 @@ mod faults;
 mod handoff;
 mod harness;
 mod lifecycle;
+mod proxy;
 mod snapshots;
 mod tui;
 mod watching;
