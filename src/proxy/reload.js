@@ -72,6 +72,7 @@
   var source = null;
   function connect() {
     source = new EventSource("/__cargo_hot/events");
+    source.onopen = function () { window.__cargoHot.connected = true; };
     source.addEventListener("building", function () { window.__cargoHot.building = true; });
     source.addEventListener("build-failed", function (e) { showOverlay(e.data); });
     // A good build that restarted nothing (the fix restored the running executable).
@@ -85,6 +86,7 @@
     source.onerror = function () {
       // The browser retries by itself while the connection is only interrupted; once it gives
       // up (cargo hot was down and answered with an error), start again after a pause.
+      window.__cargoHot.connected = false;
       if (source.readyState === EventSource.CLOSED) {
         source.close();
         setTimeout(connect, 1000);

@@ -2,6 +2,7 @@
 //! route, retire and stop the way the engine does.
 
 mod backend;
+mod browser;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
