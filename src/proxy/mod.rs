@@ -11,11 +11,13 @@
 //! Files: [`routes`] decides where a request goes and when a replaced run has drained (pure
 //! state); [`server`] accepts and dispatches; [`forward`] talks to the app; [`inject`] puts
 //! the script into pages; [`events`] serves the reserved `/__cargo_hot/` paths; [`page`] is
-//! cargo hot's own answers (the build error, the timeout).
+//! cargo hot's own answers (the build error, the timeout); [`launch`] is what the engine needs
+//! to start a proxied run (its port, its readiness).
 
 mod events;
 mod forward;
 mod inject;
+pub mod launch;
 mod page;
 mod routes;
 mod server;
