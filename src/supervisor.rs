@@ -17,6 +17,9 @@
 //!   time, it is stopped and the old one keeps serving.
 //! - [`Handoff::StopFirst`]: the old one stops, then the new one starts (programs that cannot
 //!   run twice at once).
+//! - [`Handoff::Drain`] (`--proxy`): as `Overlap`, but once the new one is ready the old one
+//!   is only **draining** (the proxy sends it no new requests); it is asked to stop when the
+//!   caller says it has drained ([`Job::on_drained`]).
 //! - A process that exits on its own stays down until a change rebuilds it (no restart loops).
 //! - A stop is the configured signal to the whole process group, then SIGKILL after the stop
 //!   timeout; once a group's leader is gone the group gets SIGKILL, so grandchildren never
@@ -59,6 +62,9 @@ pub enum Handoff {
     Overlap,
     /// Stop the old one, then start the new.
     StopFirst,
+    /// Start the new one beside the old; once the new is ready, stop the old when
+    /// [`Job::on_drained`] says its requests are done.
+    Drain,
 }
 
 /// Everything that decides how a job behaves; fixed per target for the run.
@@ -81,6 +87,8 @@ pub struct Job {
     serving: Option<Running>,
     starting: Option<Starting>,
     retiring: Vec<Retiring>,
+    /// Replaced processes not yet asked to stop ([`Handoff::Drain`]).
+    draining: Vec<Running>,
     /// With [`Handoff::StopFirst`]: started once every retiring process is gone.
     queued: Option<Staged>,
 }
@@ -116,6 +124,7 @@ impl Job {
             serving: None,
             starting: None,
             retiring: Vec::new(),
+            draining: Vec::new(),
             queued: None,
         }
     }
@@ -142,7 +151,15 @@ impl Job {
 
     /// Has a process (serving, starting or on its way out).
     pub fn is_alive(&self) -> bool {
-        self.serving.is_some() || self.starting.is_some() || !self.retiring.is_empty()
+        self.serving.is_some()
+            || self.starting.is_some()
+            || !self.retiring.is_empty()
+            || !self.draining.is_empty()
+    }
+
+    /// Replaced processes waiting for [`Job::on_drained`].
+    pub fn draining(&self) -> impl Iterator<Item = &Running> {
+        self.draining.iter()
     }
 
     /// The executable the newest process runs: what a new build is compared with to decide
@@ -160,6 +177,7 @@ impl Job {
             .iter()
             .chain(self.starting.iter().map(|s| &s.run))
             .chain(self.retiring.iter().map(|r| &r.run))
+            .chain(self.draining.iter())
             .map(|r| &r.staged)
             .chain(self.queued.iter())
     }
@@ -184,7 +202,7 @@ impl Job {
             );
         }
         match self.policy.handoff {
-            Handoff::Overlap => self.start(staged, procs, events, now),
+            Handoff::Overlap | Handoff::Drain => self.start(staged, procs, events, now),
             Handoff::StopFirst => {
                 if let Some(serving) = self.serving.take() {
                     self.retire(serving, reason, procs, events, now);
@@ -207,9 +225,11 @@ impl Job {
         now: Instant,
     ) {
         self.queued = None;
+        let draining = std::mem::take(&mut self.draining);
         for run in [self.starting.take().map(|s| s.run), self.serving.take()]
             .into_iter()
             .flatten()
+            .chain(draining)
         {
             self.retire(run, reason, procs, events, now);
         }
@@ -244,6 +264,29 @@ impl Job {
         true
     }
 
+    /// The replaced process `key` has drained: ask it to stop. Returns false if it is not one
+    /// of this job's draining processes.
+    pub fn on_drained(
+        &mut self,
+        key: ProcKey,
+        procs: &mut dyn Processes,
+        events: &mut Vec<Event>,
+        now: Instant,
+    ) -> bool {
+        let Some(i) = self.draining.iter().position(|r| r.key == key) else {
+            return false;
+        };
+        let run = self.draining.remove(i);
+        self.retire(
+            run,
+            "new build ready, requests answered",
+            procs,
+            events,
+            now,
+        );
+        true
+    }
+
     /// The process with `key` ended. Returns false if the key is not this job's.
     pub fn on_exit(
         &mut self,
@@ -273,6 +316,8 @@ impl Job {
             (run, false)
         } else if let Some(i) = self.retiring.iter().position(|r| r.run.key == key) {
             (self.retiring.remove(i).run, true)
+        } else if let Some(i) = self.draining.iter().position(|r| r.key == key) {
+            (self.draining.remove(i), false)
         } else {
             return false;
         };
@@ -420,7 +465,12 @@ impl Job {
         });
         self.crashed = None;
         if let Some(old) = self.serving.replace(run) {
-            self.retire(old, "new build ready", procs, events, now);
+            match self.policy.handoff {
+                Handoff::Drain => self.draining.push(old),
+                Handoff::Overlap | Handoff::StopFirst => {
+                    self.retire(old, "new build ready", procs, events, now)
+                }
+            }
         }
     }
 }
