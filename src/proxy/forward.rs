@@ -46,6 +46,9 @@ impl Outgoing {
     pub fn new(mut parts: Parts, peer: SocketAddr, identity: bool) -> Outgoing {
         let upgrade = is_upgrade(&parts.headers);
         remove_hop_by_hop(&mut parts.headers, upgrade);
+        // hyper answered `100 Continue` to the client already, as soon as the body was read;
+        // passed on, the app would wait to send its own to a client that is not waiting.
+        parts.headers.remove(header::EXPECT);
         let forwarded_for = match parts.headers.get("x-forwarded-for") {
             Some(earlier) => format!("{}, {}", earlier.to_str().unwrap_or(""), peer.ip()),
             None => peer.ip().to_string(),
@@ -207,6 +210,7 @@ mod tests {
                 ("x-secret", "1"),
                 ("keep-alive", "timeout=5"),
                 ("x-forwarded-for", "10.0.0.1"),
+                ("expect", "100-continue"),
             ]),
             peer(),
             true,
@@ -225,7 +229,7 @@ mod tests {
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 192.0.2.7");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["accept-encoding"], "identity");
-        for gone in ["connection", "x-secret", "keep-alive"] {
+        for gone in ["connection", "x-secret", "keep-alive", "expect"] {
             assert!(!h.contains_key(gone), "{gone} is hop-by-hop");
         }
         assert!(!out.is_upgrade());

@@ -14,7 +14,7 @@ use fantoccini::{Client, ClientBuilder};
 use serde_json::json;
 
 use super::backend::Backend;
-use super::{setup, Setup, TIMEOUT};
+use super::{setup, setup_on, Setup, TIMEOUT};
 use cargo_hot::proxy::Options;
 
 fn find_on_path(name: &str) -> Option<PathBuf> {
@@ -186,7 +186,18 @@ fn the_page_reloads_shows_build_errors_and_recovers() {
         let v3 = setup.replace(v2, "v3");
         wait_js(&client, HEADING, json!("v3"), "the page after the fix").await;
         wait_js(&client, OVERLAY, json!(null), "no overlay after the fix").await;
-        client.close().await.unwrap();
+        wait_js(&client, CONNECTED, json!(true), "the page after the fix connects").await;
+
+        // cargo hot itself restarts: the page reconnects, and follows the new session.
+        let addr = setup.addr;
+        drop(setup);
         drop(v3);
+        wait_js(&client, CONNECTED, json!(false), "the page sees cargo hot go").await;
+        let setup = setup_on(addr, Options::default());
+        let v4 = setup.start_ready("v4");
+        wait_js(&client, CONNECTED, json!(true), "the page reconnects").await;
+        setup.proxy.ready("web", u32::from(v4.port));
+        wait_js(&client, HEADING, json!("v4"), "the page after cargo hot restarted").await;
+        client.close().await.unwrap();
     });
 }

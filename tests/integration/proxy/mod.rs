@@ -29,11 +29,15 @@ struct Setup {
 }
 
 fn setup(options: Options) -> Setup {
+    setup_on("127.0.0.1:0".parse().unwrap(), options)
+}
+
+fn setup_on(addr: SocketAddr, options: Options) -> Setup {
     let (tx, msgs) = crossbeam_channel::unbounded();
     let proxy = Proxy::bind(
         &[Binding {
             target: "web".into(),
-            addr: "127.0.0.1:0".parse().unwrap(),
+            addr,
         }],
         options,
         tx,
