@@ -50,6 +50,11 @@ pub trait Processes {
     fn next_key(&mut self) -> ProcKey;
     /// Reports what happened.
     fn event(&mut self, event: Event);
+    /// The process `key` (pid `pid`) of `target` is ready and serves from now on.
+    fn serve(&mut self, _target: &TargetId, _key: ProcKey, _pid: u32) {}
+    /// The process `key` of `target` was replaced ([`Handoff::Drain`]): report
+    /// [`Job::on_drained`] once its requests are done.
+    fn drain(&mut self, _target: &TargetId, _key: ProcKey) {}
 }
 
 /// How a job stops a process.
@@ -470,9 +475,13 @@ impl Job {
             after_ms: now.saturating_duration_since(run.started).as_millis(),
         });
         self.crashed = None;
+        procs.serve(&self.target, run.key, run.pid);
         if let Some(old) = self.serving.replace(run) {
             match self.policy.handoff {
-                Handoff::Drain => self.draining.push(old),
+                Handoff::Drain => {
+                    procs.drain(&self.target, old.key);
+                    self.draining.push(old);
+                }
                 Handoff::Overlap | Handoff::StopFirst => {
                     self.retire(old, "new build ready", procs, now)
                 }

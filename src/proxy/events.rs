@@ -29,12 +29,11 @@ pub enum LiveEvent {
     BuildFailed(String),
     /// A build succeeded (any error overlay can go, even when nothing restarts).
     BuildOk,
+    /// A new run is ready (also after a `[[watch]]` entry with `action = "restart"`).
     Ready {
         target: String,
         pid: u32,
     },
-    /// A watched file whose action restarts the app (a template, a stylesheet) changed.
-    Reload,
 }
 
 impl LiveEvent {
@@ -48,7 +47,6 @@ impl LiveEvent {
                 "ready",
                 serde_json::json!({ "target": target, "pid": pid }).to_string(),
             ),
-            LiveEvent::Reload => ("reload", String::new()),
         };
         let mut out = format!("event: {name}\n");
         for line in data.split('\n') {

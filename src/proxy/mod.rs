@@ -306,11 +306,6 @@ impl Proxy {
             pid,
         });
     }
-
-    /// A watched file whose action restarts the app changed: pages reload.
-    pub fn reload(&self) {
-        let _ = self.shared.events.send(LiveEvent::Reload);
-    }
 }
 
 impl Drop for Proxy {

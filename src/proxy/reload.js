@@ -82,7 +82,6 @@
       window.__cargoHot.reloads += 1;
       window.location.reload();
     });
-    source.addEventListener("reload", function () { window.location.reload(); });
     source.onerror = function () {
       // The browser retries by itself while the connection is only interrupted; once it gives
       // up (cargo hot was down and answered with an error), start again after a pause.

@@ -398,11 +398,18 @@ fn drain_stops_the_old_only_once_it_has_drained() {
     replace(&mut job, staged(2), "core changed", &mut procs, now);
     assert_eq!(procs.spawned.len(), 2, "the new one starts beside the old");
     assert!(job.on_ready(2, &mut procs, now));
-    assert!(procs.signals.is_empty(), "the old one finishes its requests");
+    assert!(
+        procs.signals.is_empty(),
+        "the old one finishes its requests"
+    );
     assert_eq!(job.serving().map(|r| r.pid), Some(101));
     assert_eq!(job.draining().map(|r| r.pid).collect::<Vec<_>>(), [100]);
     assert!(job.is_alive());
-    assert_eq!(job.staged_in_use().count(), 2, "the old copy is still in use");
+    assert_eq!(
+        job.staged_in_use().count(),
+        2,
+        "the old copy is still in use"
+    );
 
     assert!(!job.on_drained(2, &mut procs, now), "2 serves");
     assert!(job.on_drained(1, &mut procs, now));
@@ -438,7 +445,10 @@ fn drain_a_draining_process_that_exits_on_its_own_is_gone() {
     replace(&mut job, staged(2), "change", &mut procs, now);
     job.on_ready(2, &mut procs, now);
     assert!(on_exit(&mut job, 1, exited(1), &mut procs, now));
-    assert_eq!(names(&procs.events).last().unwrap(), "exited 100 expected=false");
+    assert_eq!(
+        names(&procs.events).last().unwrap(),
+        "exited 100 expected=false"
+    );
     assert!(job.crashed.is_none(), "the new one serves");
     assert!(!job.on_drained(1, &mut procs, now));
 }

@@ -350,8 +350,6 @@ fn reload_events_reach_every_listener() {
         ready.contains("event: ready\ndata: {\"pid\":4242,\"target\":\"web\"}"),
         "{ready}"
     );
-    setup.proxy.reload();
-    read_until(&mut events, "event: reload\n");
 
     // A page loaded while the build is broken learns of the error at once.
     setup.proxy.build_failed("error: broken");
