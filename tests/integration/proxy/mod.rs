@@ -3,6 +3,7 @@
 
 mod backend;
 mod browser;
+mod e2e;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
