@@ -201,3 +201,58 @@ fn the_page_reloads_shows_build_errors_and_recovers() {
         client.close().await.unwrap();
     });
 }
+
+/// The same through the real binary: `cargo hot --proxy` on the fixture's api, edited on disk.
+#[test]
+fn cargo_hot_proxy_reloads_the_page_after_edits_and_shows_a_broken_build() {
+    use crate::harness::{free_port, Workspace, BUILD_TIMEOUT};
+    let Some(program) = chromedriver() else {
+        return;
+    };
+    let driver = start_driver(program);
+    let ws = Workspace::new();
+    let port = free_port();
+    let mut hot = ws.hot(&["-p", "api", "--proxy", &format!("127.0.0.1:{port}")]);
+    let old = hot.wait_event("ready", BUILD_TIMEOUT, |e| e["target"] == "api")["pid"].clone();
+    let rt = super::runtime();
+    rt.block_on(async {
+        let client = browser(&driver).await;
+        client
+            .goto(&format!("http://127.0.0.1:{port}/page"))
+            .await
+            .unwrap();
+        wait_js(&client, HEADING, json!("api v1"), "the first page").await;
+        wait_js(&client, CONNECTED, json!(true), "the reload script connects").await;
+
+        // An edit: the page shows the new version by itself.
+        ws.replace("core/src/lib.rs", "VERSION: &str = \"v1\"", "VERSION: &str = \"v2\"");
+        wait_js(&client, HEADING, json!("api v2"), "the page after an edit").await;
+        hot.exited(old.as_u64().unwrap() as u32);
+        wait_js(&client, CONNECTED, json!(true), "the reloaded page connects").await;
+
+        // A broken edit: the overlay shows cargo's error; the old run still answers.
+        ws.replace("core/src/lib.rs", "VERSION: &str = \"v2\"", "VERSION: &str = 2");
+        wait_js(
+            &client,
+            "var o = document.getElementById('__cargo_hot_overlay'); \
+             return !!o && o.textContent.includes('mismatched types');",
+            json!(true),
+            "the error overlay",
+        )
+        .await;
+        let answer = client
+            .execute_async(
+                "var done = arguments[0]; fetch('/').then(r => r.text()).then(done);",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(answer, json!("api v2\n"), "the old run keeps answering");
+
+        // The fix: the page reloads with the new version, without the overlay.
+        ws.replace("core/src/lib.rs", "VERSION: &str = 2", "VERSION: &str = \"v3\"");
+        wait_js(&client, HEADING, json!("api v3"), "the page after the fix").await;
+        wait_js(&client, OVERLAY, json!(null), "no overlay after the fix").await;
+        client.close().await.unwrap();
+    });
+}
