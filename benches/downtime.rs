@@ -267,10 +267,12 @@ fn request(port: u16, path: &str) -> Outcome {
     let Some((head, body)) = text.split_once("\r\n\r\n") else {
         return Outcome::Cut;
     };
-    let length: Option<usize> = head
-        .lines()
-        .find_map(|l| l.strip_prefix("Content-Length: "))
-        .and_then(|n| n.trim().parse().ok());
+    // Header names are case-insensitive: hyper (the proxy) writes `content-length`.
+    let length: Option<usize> = head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse().ok())?
+    });
     if read.is_err() || length != Some(body.len()) {
         return Outcome::Cut;
     }
