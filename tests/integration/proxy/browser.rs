@@ -222,16 +222,36 @@ fn cargo_hot_proxy_reloads_the_page_after_edits_and_shows_a_broken_build() {
             .await
             .unwrap();
         wait_js(&client, HEADING, json!("api v1"), "the first page").await;
-        wait_js(&client, CONNECTED, json!(true), "the reload script connects").await;
+        wait_js(
+            &client,
+            CONNECTED,
+            json!(true),
+            "the reload script connects",
+        )
+        .await;
 
         // An edit: the page shows the new version by itself.
-        ws.replace("core/src/lib.rs", "VERSION: &str = \"v1\"", "VERSION: &str = \"v2\"");
+        ws.replace(
+            "core/src/lib.rs",
+            "VERSION: &str = \"v1\"",
+            "VERSION: &str = \"v2\"",
+        );
         wait_js(&client, HEADING, json!("api v2"), "the page after an edit").await;
         hot.exited(old.as_u64().unwrap() as u32);
-        wait_js(&client, CONNECTED, json!(true), "the reloaded page connects").await;
+        wait_js(
+            &client,
+            CONNECTED,
+            json!(true),
+            "the reloaded page connects",
+        )
+        .await;
 
         // A broken edit: the overlay shows cargo's error; the old run still answers.
-        ws.replace("core/src/lib.rs", "VERSION: &str = \"v2\"", "VERSION: &str = 2");
+        ws.replace(
+            "core/src/lib.rs",
+            "VERSION: &str = \"v2\"",
+            "VERSION: &str = 2",
+        );
         wait_js(
             &client,
             "var o = document.getElementById('__cargo_hot_overlay'); \
@@ -250,7 +270,11 @@ fn cargo_hot_proxy_reloads_the_page_after_edits_and_shows_a_broken_build() {
         assert_eq!(answer, json!("api v2\n"), "the old run keeps answering");
 
         // The fix: the page reloads with the new version, without the overlay.
-        ws.replace("core/src/lib.rs", "VERSION: &str = 2", "VERSION: &str = \"v3\"");
+        ws.replace(
+            "core/src/lib.rs",
+            "VERSION: &str = 2",
+            "VERSION: &str = \"v3\"",
+        );
         wait_js(&client, HEADING, json!("api v3"), "the page after the fix").await;
         wait_js(&client, OVERLAY, json!(null), "no overlay after the fix").await;
         client.close().await.unwrap();
