@@ -8,7 +8,8 @@
 //! - loading it from `cargo metadata` (`load.rs`) and the dependency graph (`graph.rs`);
 //! - target selection as `cargo run`/`cargo build` do it (`select.rs`);
 //! - which selected targets a set of changed paths affects, and why (`affected.rs`);
-//! - what past builds taught us: dep-info and build-script output (`depinfo.rs`).
+//! - what past builds taught us: dep-info and build-script output (`depinfo.rs`);
+//! - the package file list, cargo's way, a quiet build script's net (`package_files.rs`).
 //!
 //! Everything here is pure logic over paths, except running `cargo metadata`, reading the
 //! dep-info and build-script output files a caller points at, and one existence check that
@@ -18,6 +19,7 @@ mod affected;
 mod depinfo;
 mod graph;
 mod load;
+mod package_files;
 mod select;
 #[cfg(test)]
 mod testutil;
@@ -29,6 +31,7 @@ use std::path::{Component, Path, PathBuf};
 pub use affected::{Affected, PackageChanges, Reason};
 pub use depinfo::{parse_dep_info, parse_rerun_if_changed, BuildKnowledge};
 pub use load::{load, MetadataError, MetadataRequest};
+pub use package_files::PackageFiles;
 pub(crate) use select::closest;
 pub use select::Selection;
 
