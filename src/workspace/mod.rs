@@ -9,7 +9,8 @@
 //! - target selection as `cargo run`/`cargo build` do it (`select.rs`);
 //! - which selected targets a set of changed paths affects, and why (`affected.rs`);
 //! - what past builds taught us: dep-info and build-script output (`depinfo.rs`);
-//! - the package file list, cargo's way, a quiet build script's net (`package_files.rs`).
+//! - the package file list, cargo's way, a quiet build script's net (`package_files.rs`);
+//! - reading that knowledge back from the target dir without building (`prior.rs`).
 //!
 //! Everything here is pure logic over paths, except running `cargo metadata`, reading the
 //! dep-info and build-script output files a caller points at, and one existence check that
@@ -20,6 +21,7 @@ mod depinfo;
 mod graph;
 mod load;
 mod package_files;
+mod prior;
 mod select;
 #[cfg(test)]
 mod testutil;
@@ -32,6 +34,7 @@ pub use affected::{Affected, PackageChanges, Reason};
 pub use depinfo::{parse_dep_info, parse_rerun_if_changed, BuildKnowledge};
 pub use load::{load, MetadataError, MetadataRequest};
 pub use package_files::PackageFiles;
+pub use prior::{profile_dir, Basis, BasisKind};
 pub(crate) use select::closest;
 pub use select::Selection;
 

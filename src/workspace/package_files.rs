@@ -461,7 +461,7 @@ fn git(dir: &Path, args: &[&str]) -> anyhow::Result<Option<Vec<u8>>> {
 
 /// Whether a directory strictly between the package directory and the file has its own
 /// `Cargo.toml`: that file belongs to the nested package.
-fn nested_package(pkg_dir: &Path, rel: &Path) -> bool {
+pub(super) fn nested_package(pkg_dir: &Path, rel: &Path) -> bool {
     let mut dir = pkg_dir.to_path_buf();
     let components: Vec<Component> = rel.components().collect();
     for c in components.iter().take(components.len().saturating_sub(1)) {

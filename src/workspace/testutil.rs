@@ -325,6 +325,24 @@ impl RealWs {
         normalize(&self.root.join(rel))
     }
 
+    /// Runs `cargo ARGS --offline --quiet` in it, with `ws/target` as the target dir; panics
+    /// with cargo's stderr if it fails.
+    pub(super) fn cargo(&self, args: &[&str]) {
+        let out = std::process::Command::new(cargo())
+            .args(args)
+            .args(["--offline", "--quiet", "--target-dir", "target"])
+            .current_dir(&self.root)
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("CARGO_BUILD_TARGET_DIR")
+            .output()
+            .expect("run cargo");
+        assert!(
+            out.status.success(),
+            "cargo {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Loads it through `cargo metadata --offline`, with `ws/target` as the target dir.
     pub(super) fn load(&self) -> Workspace {
         super::load(&super::MetadataRequest {
