@@ -206,7 +206,11 @@ fn write_text(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
         )?;
     }
     for b in &report.bases {
-        writeln!(out, "basis of {}: {} ({})", b.target, b.basis.basis, b.basis.why)?;
+        writeln!(
+            out,
+            "basis of {}: {} ({})",
+            b.target, b.basis.basis, b.basis.why
+        )?;
     }
     Ok(())
 }

@@ -41,9 +41,8 @@ impl BuildKnowledge {
         target: &TargetId,
         dep_info_file: &Path,
     ) -> anyhow::Result<()> {
-        let files = read_dep_info(dep_info_file).with_context(|| {
-            format!("failed to read the dep-info of `{}`", target.qualified())
-        })?;
+        let files = read_dep_info(dep_info_file)
+            .with_context(|| format!("failed to read the dep-info of `{}`", target.qualified()))?;
         self.dep_info.insert(target.clone(), files);
         Ok(())
     }
@@ -89,7 +88,9 @@ impl BuildKnowledge {
             .build_scripts
             .iter()
             .filter_map(|(id, net)| match net {
-                ScriptNet::Paths(paths) => Some(paths.iter().map(move |p| (id.as_str(), p.as_path()))),
+                ScriptNet::Paths(paths) => {
+                    Some(paths.iter().map(move |p| (id.as_str(), p.as_path())))
+                }
                 ScriptNet::WholePackage => None,
             })
             .flatten()
@@ -143,7 +144,11 @@ pub(super) fn read_dep_info(file: &Path) -> anyhow::Result<HashSet<PathBuf>> {
 }
 
 /// A build script's net from the `output` file beside its `OUT_DIR`.
-fn read_script_net(package_id: &str, package_dir: &Path, out_dir: &Path) -> anyhow::Result<ScriptNet> {
+fn read_script_net(
+    package_id: &str,
+    package_dir: &Path,
+    out_dir: &Path,
+) -> anyhow::Result<ScriptNet> {
     let output_file = out_dir
         .parent()
         .with_context(|| format!("build script OUT_DIR {} has no parent", out_dir.display()))?

@@ -102,7 +102,7 @@ impl PackageFiles {
                 let hidden = rel
                     .components()
                     .any(|c| c.as_os_str().to_str().is_some_and(|s| s.starts_with('.')));
-                !(hidden && !include_given) && !rel.starts_with("target")
+                (!hidden || include_given) && !rel.starts_with("target")
             }
             Source::Git { files, dirs, .. }
                 if files.contains(rel) || dirs.iter().any(|d| rel.starts_with(d)) =>

@@ -265,15 +265,31 @@ mod tests {
         real.cargo(&["check", "--workspace", "--bins"]);
         let (known, bases) = ws.prior_knowledge(&selected, "debug");
         assert_eq!(bases[&api].basis, BasisKind::Build, "{:?}", bases[&api]);
-        assert!(bases[&api].why.contains("unit dep-info"), "{:?}", bases[&api]);
+        assert!(
+            bases[&api].why.contains("unit dep-info"),
+            "{:?}",
+            bases[&api]
+        );
         // Unit dep-info spans the crates the bin links: core's file is in api's set.
-        let a = ws.affected(&[real.path("core/src/lib.rs")], &[api.clone()], &known);
+        let a = ws.affected(
+            &[real.path("core/src/lib.rs")],
+            std::slice::from_ref(&api),
+            &known,
+        );
         assert!(a.targets.contains_key(&api));
         // A README rustc never read rebuilds nothing once the units are known.
-        let a = ws.affected(&[real.path("core/README.md")], &[api.clone()], &known);
+        let a = ws.affected(
+            &[real.path("core/README.md")],
+            std::slice::from_ref(&api),
+            &known,
+        );
         assert!(a.targets.is_empty(), "{:?}", a.targets);
         // web's build script printed `rerun-if-changed=assets`: its README is out.
-        let a = ws.affected(&[real.path("web/README.md")], &[api.clone()], &known);
+        let a = ws.affected(
+            &[real.path("web/README.md")],
+            std::slice::from_ref(&api),
+            &known,
+        );
         assert!(a.targets.is_empty(), "{:?}", a.targets);
         assert!(known
             .rerun_paths()

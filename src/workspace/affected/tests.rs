@@ -339,7 +339,12 @@ fn build_script_with_rerun_lines_watches_only_those() {
 #[test]
 fn unknown_build_script_may_rerun_for_any_file_of_its_package() {
     let (ws, known) = with_build_script();
-    for rel in ["web/README.md", "web/tests/t.rs", "web/benches/b.rs", "web/data/x.json"] {
+    for rel in [
+        "web/README.md",
+        "web/tests/t.rs",
+        "web/benches/b.rs",
+        "web/data/x.json",
+    ] {
         assert_eq!(
             api_reason(&ws, rel, &known),
             Some(format!(
@@ -405,7 +410,11 @@ fn graph_only_a_quiet_build_script_takes_its_whole_package_file_list() {
     let mut known = BuildKnowledge::default();
     let api_id = ws.package("api").unwrap().id.clone();
     known.set_script_net(&api_id, ScriptNet::Paths(vec![ws.path("api/build.rs")]));
-    let a = ws.affected(&[ws.path("api/tests/t.rs")], &[bin_id("api", "api")], &known);
+    let a = ws.affected(
+        &[ws.path("api/tests/t.rs")],
+        &[bin_id("api", "api")],
+        &known,
+    );
     assert!(a.targets.is_empty(), "{:?}", a.targets);
 }
 
