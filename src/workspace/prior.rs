@@ -177,9 +177,10 @@ impl Workspace {
         Basis {
             basis: BasisKind::Build,
             why: format!(
-                "unit dep-info under {} ({} crates)",
+                "unit dep-info under {} ({} crate{})",
                 self.display_path(dir).display(),
-                crates.len()
+                crates.len(),
+                if crates.len() == 1 { "" } else { "s" }
             ),
         }
     }
