@@ -152,6 +152,9 @@ struct Change {
     kind: Kind,
     /// In the owner's package file list; only asked when the owner has a build script.
     in_list: bool,
+    /// Packages whose sources name this path in `include_str!` and the like (only known
+    /// with the package files): what a graph-only answer has for files outside packages.
+    read_by: Vec<usize>,
 }
 
 /// A selected target resolved against the workspace, with its dependency closure.
@@ -219,6 +222,9 @@ impl Workspace {
             let (mut change, reload) = self.classify(path);
             out.reload |= reload;
             change.in_list = self.in_package_list(&change, files.as_deref_mut());
+            if let Some(files) = files.as_deref_mut() {
+                change.read_by = self.literal_readers(&change, files);
+            }
             if let (Some(p), false) = (
                 change.owner,
                 matches!(change.kind, Kind::Ignored | Kind::Git),
@@ -350,8 +356,28 @@ impl Workspace {
             owner,
             kind,
             in_list: false,
+            read_by: Vec::new(),
         };
         (change, reload)
+    }
+
+    /// The packages whose sources name the changed path literally. A changed `.rs` file may
+    /// name new paths: its package is scanned again next time.
+    fn literal_readers(&self, c: &Change, files: &mut PackageFiles) -> Vec<usize> {
+        if matches!(c.kind, Kind::Ignored | Kind::Global | Kind::Git) {
+            return Vec::new();
+        }
+        if let (Some(p), Some("rs")) = (c.owner, c.path.extension().and_then(|e| e.to_str())) {
+            files.source_changed(&self.packages[p]);
+        }
+        (0..self.packages.len())
+            .filter(|&p| {
+                files
+                    .literal_reads(&self.packages[p], &self.target_dir)
+                    .binary_search(&c.path)
+                    .is_ok()
+            })
+            .collect()
     }
 
     /// Whether a change is in its owner's package file list, asked only when the owner has a
@@ -402,6 +428,13 @@ impl Workspace {
             None if c.kind == Kind::Plain => c.owner.and_then(|p| self.chain(t, p)),
             None => None,
         };
+        // Graph only: a file outside the package that its sources name in `include_str!`.
+        if dep_info.is_none() && best.is_none() {
+            let mut locals = self.graph.local_packages(&t.closure);
+            if locals.any(|q| c.read_by.contains(&q)) {
+                best = Some(reads());
+            }
+        }
         for q in self.graph.local_packages(&t.closure) {
             let pkg = &self.packages[q];
             if pkg.build_script.is_none() {

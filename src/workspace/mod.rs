@@ -9,7 +9,8 @@
 //! - target selection as `cargo run`/`cargo build` do it (`select.rs`);
 //! - which selected targets a set of changed paths affects, and why (`affected.rs`);
 //! - what past builds taught us: dep-info and build-script output (`depinfo.rs`);
-//! - the package file list, cargo's way, a quiet build script's net (`package_files.rs`);
+//! - the package file list, cargo's way, a quiet build script's net (`package_files.rs`),
+//!   and the files sources name in `include_str!` and the like (`includes.rs`);
 //! - reading that knowledge back from the target dir without building (`prior.rs`).
 //!
 //! Everything here is pure logic over paths, except running `cargo metadata`, reading the
@@ -19,6 +20,7 @@
 mod affected;
 mod depinfo;
 mod graph;
+mod includes;
 mod load;
 mod package_files;
 mod prior;

@@ -30,6 +30,8 @@ use super::Package;
 #[derive(Debug, Default)]
 pub struct PackageFiles {
     lists: HashMap<PathBuf, Listing>,
+    /// Per package directory, the files its sources name literally (`includes.rs`), sorted.
+    reads: HashMap<PathBuf, Vec<PathBuf>>,
     /// Why a listing fell back to the whole directory; drained by [`PackageFiles::warnings`].
     warnings: Vec<String>,
 }
@@ -158,6 +160,19 @@ impl PackageFiles {
         out.sort();
         out.dedup();
         Ok(out)
+    }
+
+    /// The files the package's sources name literally in `include_str!`, `include_bytes!`,
+    /// `include!` or `#[path]`, sorted; scanned once, again after [`Self::source_changed`].
+    pub(super) fn literal_reads(&mut self, pkg: &Package, target_dir: &Path) -> &[PathBuf] {
+        self.reads
+            .entry(pkg.dir.clone())
+            .or_insert_with(|| super::includes::literal_reads(pkg, target_dir))
+    }
+
+    /// A `.rs` file of the package changed: its literal reads may have too.
+    pub(super) fn source_changed(&mut self, pkg: &Package) {
+        self.reads.remove(&pkg.dir);
     }
 
     /// Why some listings fell back to the whole package directory, since the last call.

@@ -688,3 +688,50 @@ fn an_integration_test_file_runs_that_test_only() {
     assert!(got.packages.is_empty() && got.test_targets.is_empty());
     assert_eq!(got.unowned, [ws.path("README.md")]);
 }
+
+/// Fails on the old code: graph only, a file outside every package was nobody's.
+#[test]
+fn graph_only_a_literal_include_outside_every_package_reaches_its_readers() {
+    let ws = WsBuilder::new()
+        .pkg("core", "core")
+        .lib()
+        .pkg("api", "api")
+        .bin("api", "src/main.rs")
+        .dep("core")
+        .pkg("worker", "worker")
+        .bin("worker", "src/main.rs")
+        .build();
+    std::fs::write(
+        ws.path("core/src/lib.rs"),
+        "pub const BANNER: &str = include_str!(\"../../shared/banner.txt\");\n",
+    )
+    .unwrap();
+    let selected = [bin_id("api", "api"), bin_id("worker", "worker")];
+    let mut files = PackageFiles::new();
+    let none = BuildKnowledge::default();
+    let a = ws.affected_with_files(
+        &[ws.path("shared/banner.txt")],
+        &selected,
+        &none,
+        &mut files,
+    );
+    assert_eq!(
+        summary(&a),
+        pairs(&[("api/api", "reads shared/banner.txt")])
+    );
+    assert!(ws
+        .affected_with_files(&[ws.path("shared/other.txt")], &selected, &none, &mut files)
+        .targets
+        .is_empty());
+    // A source edit may name a new file: the package is scanned again.
+    std::fs::write(
+        ws.path("core/src/lib.rs"),
+        "pub const BANNER: &str = include_str!(\"../../shared/other.txt\");\n",
+    )
+    .unwrap();
+    let changes = [ws.path("core/src/lib.rs"), ws.path("shared/other.txt")];
+    let a = ws.affected_with_files(&changes, &selected, &none, &mut files);
+    assert_eq!(a.unowned, Vec::<PathBuf>::new());
+    let a = ws.affected_with_files(&[ws.path("shared/other.txt")], &selected, &none, &mut files);
+    assert_eq!(summary(&a), pairs(&[("api/api", "reads shared/other.txt")]));
+}
