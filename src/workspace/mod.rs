@@ -26,7 +26,7 @@ mod package_files;
 mod prior;
 mod select;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 use std::ffi::OsStr;
 use std::fmt;
