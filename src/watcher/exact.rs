@@ -16,8 +16,9 @@ use super::worker::State;
 impl State {
     /// Makes the exact set `paths`: watches parents newly needed, releases parents no longer
     /// needed. A path whose parent does not exist is warned about and kept, so a later
-    /// call (after the next build) can watch it.
-    pub(super) fn set_exact(&mut self, paths: Vec<PathBuf>) {
+    /// call (after the next build) can watch it. Returns the paths new to the set that the
+    /// walk alone would not report.
+    pub(super) fn set_exact(&mut self, paths: Vec<PathBuf>) -> Vec<PathBuf> {
         let wanted: BTreeSet<PathBuf> = paths.into_iter().collect();
         let parents: BTreeSet<PathBuf> = wanted
             .iter()
@@ -53,7 +54,17 @@ impl State {
                 }
             }
         }
+        let extra = wanted
+            .iter()
+            .filter(|p| !self.exact.contains(*p))
+            .filter(|p| {
+                let walked = p.parent().is_some_and(|dir| self.dirs().contains(dir));
+                !walked || self.filter.is_ignored(p, false)
+            })
+            .cloned()
+            .collect();
         self.exact = wanted;
+        extra
     }
 
     /// `Some(true)` for an exact path (report it whatever the rules say), `Some(false)` for

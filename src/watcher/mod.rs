@@ -168,8 +168,10 @@ impl Watcher {
     /// Watches exactly these paths (absolute) on top of the tree, even inside ignored
     /// directories and `.git`: each is reported when it is created, written, replaced or
     /// removed, and nothing else near it is. Replaces the previous set; returns once the
-    /// watches are in place. A path whose directory does not exist yields a warning.
-    pub fn set_exact_paths(&self, paths: Vec<PathBuf>) -> Result<()> {
+    /// watches are in place, with the paths new to the set that the walk alone would never
+    /// report (ignored, in `.git`, or outside the roots). A path whose directory does not
+    /// exist yields a warning.
+    pub fn set_exact_paths(&self, paths: Vec<PathBuf>) -> Result<Vec<PathBuf>> {
         let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
         self.commands
             .send(Command::SetExact(paths, reply_tx))

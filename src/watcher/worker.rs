@@ -35,7 +35,7 @@ pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(super) enum Command {
     Update(WatchSpec, Sender<Result<()>>),
     /// Replaces the exact-path watches (`exact.rs`).
-    SetExact(Vec<PathBuf>, Sender<()>),
+    SetExact(Vec<PathBuf>, Sender<Vec<PathBuf>>),
     Stop,
 }
 
@@ -328,8 +328,8 @@ pub(super) fn run(
                     let _ = reply.send(result);
                 }
                 Ok(Command::SetExact(paths, reply)) => {
-                    state.set_exact(paths);
-                    let _ = reply.send(());
+                    let extra = state.set_exact(paths);
+                    let _ = reply.send(extra);
                 }
                 Ok(Command::Stop) | Err(_) => return,
             },

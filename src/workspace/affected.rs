@@ -437,7 +437,7 @@ impl Workspace {
         }
         for q in self.graph.local_packages(&t.closure) {
             let pkg = &self.packages[q];
-            if pkg.build_script.is_none() {
+            if pkg.build_script.is_none() && known.script_net(&pkg.id).is_none() {
                 continue;
             }
             let by_script = || Reason::BuildScript {

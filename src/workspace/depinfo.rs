@@ -142,6 +142,50 @@ impl BuildKnowledge {
     }
 }
 
+/// A path a build script asked to be rerun for: `run` watches it exactly, even where its
+/// ignore rules never look.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ScriptWatch {
+    /// The package whose build script printed it.
+    pub package: String,
+    /// Absolute, normalised.
+    pub path: PathBuf,
+    /// Relative to the workspace root when under it, for messages.
+    pub shown: PathBuf,
+}
+
+impl std::fmt::Display for ScriptWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "build script of {} watches {}",
+            self.package,
+            self.shown.display()
+        )
+    }
+}
+
+impl super::Workspace {
+    /// Every `rerun-if-changed` path of the local build scripts `known` has a run of, sorted.
+    pub fn script_watches(&self, known: &BuildKnowledge) -> Vec<ScriptWatch> {
+        let mut out: Vec<ScriptWatch> = known
+            .rerun_paths()
+            .into_iter()
+            .filter_map(|(id, path)| {
+                let package = self.packages.iter().find(|p| p.id == id)?;
+                Some(ScriptWatch {
+                    package: package.name.clone(),
+                    path: path.to_path_buf(),
+                    shown: self.display_path(path),
+                })
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
 /// The files a dep-info file lists, lexically normalised.
 pub(super) fn read_dep_info(file: &Path) -> anyhow::Result<HashSet<PathBuf>> {
     let text = std::fs::read_to_string(file)

@@ -33,7 +33,7 @@ use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
 pub use affected::{Affected, PackageChanges, Reason};
-pub use depinfo::{parse_dep_info, parse_rerun_if_changed, BuildKnowledge};
+pub use depinfo::{parse_dep_info, parse_rerun_if_changed, BuildKnowledge, ScriptWatch};
 pub use load::{load, MetadataError, MetadataRequest};
 pub use package_files::PackageFiles;
 pub use prior::{profile_dir, Basis, BasisKind};

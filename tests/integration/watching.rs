@@ -350,3 +350,33 @@ fn git_info_exclude_and_global_excludes_are_honoured() {
         hot.history()
     );
 }
+
+/// A version-stamping build script watches `.git/HEAD` and the branch ref; `run` never walks
+/// `.git`, so it must watch those paths on their own, or a commit leaves the binary stale.
+#[test]
+fn a_git_commit_restarts_a_version_stamped_binary() {
+    let ws = Workspace::buildscripts();
+    ws.git(&["init", "-q", "."]);
+    ws.git(&["add", "-A"]);
+    ws.git(&["commit", "-q", "-m", "first"]);
+    // Built before the repository existed, the stamp watched only build.rs: rerun it.
+    ws.write("stamp/build.rs", &ws.read("stamp/build.rs"));
+    let mut hot = ws.hot(&["--bin", "stamp"]);
+    let first = hot.output("stamp", "stamp 0.1.0 (");
+    assert!(!first.contains("unknown"), "{first}");
+    hot.wait_event("build-script-watch", EVENT_TIMEOUT, |e| {
+        e["package"] == "stamp" && e["path"] == ".git/refs/heads/main"
+    });
+    let old = hot.started("stamp");
+
+    ws.git(&["commit", "-q", "--allow-empty", "-m", "second"]);
+    let affected = hot.wait_event("affected", EVENT_TIMEOUT, |_| true);
+    assert_eq!(
+        whys(&affected),
+        ["stamp: build script of stamp watches .git/refs/heads/main"]
+    );
+    let new = hot.started("stamp");
+    assert_ne!(old, new);
+    let second = hot.output("stamp", "stamp 0.1.0 (");
+    assert_ne!(first, second, "the new process carries the new commit");
+}

@@ -24,9 +24,18 @@ fn exact_paths_are_reported_inside_git_and_ignored_dirs_and_nothing_near_them() 
     let head = tree.path(".git/HEAD");
     let branch = tree.path(".git/refs/heads/main");
     let stamp = tree.path("gen/stamp.txt");
-    watcher
+    let extra = watcher
         .set_exact_paths(vec![head.clone(), branch.clone(), stamp.clone()])
         .unwrap();
+    // All three are out of the walk's sight: each is reported to the user.
+    assert_eq!(extra, [head.clone(), branch.clone(), stamp.clone()]);
+    assert_eq!(
+        watcher
+            .set_exact_paths(vec![head.clone(), branch.clone(), stamp.clone()])
+            .unwrap(),
+        Vec::<PathBuf>::new(),
+        "only paths new to the set"
+    );
     // The walk's watches are untouched: the exact ones are extra.
     assert_eq!(watcher.watched_paths(), walked);
 
@@ -79,7 +88,11 @@ fn an_exact_path_in_a_walked_directory_outlives_its_directory_watch() {
     tree.write("assets/logo.txt", "1");
     let (watcher, rx) = start(tree.spec());
     let logo = tree.path("assets/logo.txt");
-    watcher.set_exact_paths(vec![logo.clone()]).unwrap();
+    // The walk sees it already: nothing to report.
+    assert_eq!(
+        watcher.set_exact_paths(vec![logo.clone()]).unwrap(),
+        Vec::<PathBuf>::new()
+    );
     // Now the rules ignore `assets/`: the walk drops it, the exact watch keeps it.
     tree.write(".gitignore", "gen/\nassets/\n");
     let _ = through_sentinel(&tree, &rx, "sentinel-1");
