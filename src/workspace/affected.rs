@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use super::depinfo::ScriptNet;
 use super::graph::Closure;
-use super::package_files::nested_package;
+use super::package_files::{admitted_by_manifest, nested_package};
 use super::{
     in_git_dir, BuildKnowledge, Package, PackageFiles, RunKind, TargetId, TargetKind, Workspace,
 };
@@ -168,8 +168,10 @@ struct Selected<'a> {
 impl Workspace {
     /// Which of the `selected` targets the `changes` affect, and why. `known` holds what past
     /// builds taught; targets without dep-info fall back to the structural rules. A quiet
-    /// build script's net is taken to be its whole package directory (nested packages
-    /// aside): [`Workspace::affected_with_files`] narrows it to cargo's package file list.
+    /// build script's net is taken to be its package directory minus nested packages and
+    /// what the manifest's `include`/`exclude` leave out, with no I/O beyond that of
+    /// [`Workspace::affected`]'s existence checks; [`Workspace::affected_with_files`] asks
+    /// git for cargo's exact package file list.
     pub fn affected(
         &self,
         changes: &[PathBuf],
@@ -391,7 +393,7 @@ impl Workspace {
         }
         match files {
             Some(files) => files.contains(pkg, &self.target_dir, &c.path),
-            None => true,
+            None => admitted_by_manifest(pkg, &c.path),
         }
     }
 

@@ -136,6 +136,8 @@ mod tests {
             build_script: None,
             default_run: None,
             hot: None,
+            include: Vec::new(),
+            exclude: Vec::new(),
         };
         let ws = tmp.path().join("ws");
         let mut expected = vec![

@@ -89,6 +89,10 @@ pub struct Package {
     pub default_run: Option<String>,
     /// `[package.metadata.hot]`, raw: [`crate::config`] parses it.
     pub hot: Option<serde_json::Value>,
+    /// The manifest's `package.include` and `package.exclude` (read by [`load`]; empty when
+    /// unreadable): what narrows the package file list without asking git.
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
 }
 
 /// One target of a package, as metadata lists it (paths absolute and lexically normalised).

@@ -292,9 +292,33 @@ fn make_listing(pkg: &Package) -> anyhow::Result<Listing> {
     })
 }
 
+/// Whether the manifest's `include` / `exclude` (as loaded with the workspace) let `path` of
+/// the package into its file list; `Cargo.toml` and `Cargo.lock` always. No git, no file
+/// system: the stand-in for the list where no I/O may happen (the engine core).
+pub(super) fn admitted_by_manifest(pkg: &Package, path: &Path) -> bool {
+    let Ok(rel) = path.strip_prefix(&pkg.dir) else {
+        return false;
+    };
+    if rel == Path::new("Cargo.toml") || rel == Path::new("Cargo.lock") {
+        return true;
+    }
+    if pkg.include.is_empty() && pkg.exclude.is_empty() {
+        return true;
+    }
+    let include = (!pkg.include.is_empty())
+        .then(|| patterns(&pkg.dir, &pkg.include, &pkg.manifest_path, "include"));
+    let exclude = patterns(&pkg.dir, &pkg.exclude, &pkg.manifest_path, "exclude");
+    match (include.transpose(), exclude) {
+        (Ok(include), Ok(exclude)) => Filter { include, exclude }.admits(rel),
+        _ => true,
+    }
+}
+
 /// `package.include` and `package.exclude` of the manifest (following `workspace = true` to
 /// the root manifest's `[workspace.package]`), and the root manifest if one was read.
-fn manifest_patterns(pkg: &Package) -> anyhow::Result<(Vec<String>, Vec<String>, Option<PathBuf>)> {
+pub(super) fn manifest_patterns(
+    pkg: &Package,
+) -> anyhow::Result<(Vec<String>, Vec<String>, Option<PathBuf>)> {
     let manifest = read_toml(&pkg.manifest_path)?;
     let mut inherited = None;
     let mut get = |key: &str| -> anyhow::Result<Vec<String>> {

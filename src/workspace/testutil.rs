@@ -88,6 +88,8 @@ impl WsBuilder {
             build_script: None,
             default_run: None,
             hot: None,
+            include: Vec::new(),
+            exclude: Vec::new(),
         });
         self
     }
@@ -139,6 +141,12 @@ impl WsBuilder {
             "build.rs",
             &[],
         )
+    }
+
+    /// The package's `exclude` patterns, as [`super::load`] reads them from the manifest.
+    pub(crate) fn exclude(mut self, patterns: &[&str]) -> WsBuilder {
+        self.current().exclude = patterns.iter().map(|p| p.to_string()).collect();
+        self
     }
 
     pub(crate) fn default_run(mut self, name: &str) -> WsBuilder {

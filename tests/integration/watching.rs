@@ -380,3 +380,24 @@ fn a_git_commit_restarts_a_version_stamped_binary() {
     let second = hot.output("stamp", "stamp 0.1.0 (");
     assert_ne!(first, second, "the new process carries the new commit");
 }
+
+/// A quiet build script (no rerun-if-changed) reruns for any file of its package list: a
+/// `tests/` file restarts the binary, a file the manifest excludes does not.
+#[test]
+fn a_quiet_build_script_takes_its_package_list_not_its_directory() {
+    let ws = Workspace::buildscripts();
+    let mut hot = ws.hot(&["--bin", "quiet"]);
+    let old = hot.started("quiet");
+
+    ws.write("quiet/fixtures/sample.json", "{}\n");
+    let affected = hot.wait_event("affected", EVENT_TIMEOUT, |_| true);
+    assert_eq!(affected["targets"], serde_json::json!([]), "{affected}");
+
+    ws.write("quiet/tests/smoke.rs", &ws.read("quiet/tests/smoke.rs"));
+    let affected = hot.wait_event("affected", EVENT_TIMEOUT, |_| true);
+    assert_eq!(
+        whys(&affected),
+        ["quiet: build script of quiet watches quiet/tests/smoke.rs"]
+    );
+    assert_ne!(hot.started("quiet"), old);
+}

@@ -424,6 +424,7 @@ fn nested_packages_and_excluded_files_are_not_the_package_list() {
         .pkg("api", "api")
         .bin("api", "src/main.rs")
         .build_script()
+        .exclude(&["fixtures/", "tests/fixtures/"])
         .build();
     std::fs::write(
         ws.path("api/Cargo.toml"),
@@ -468,9 +469,21 @@ fn nested_packages_and_excluded_files_are_not_the_package_list() {
     // The nested package's files are nobody's: they affect nothing and name no package.
     let a = ws.affected(&[ws.path("api/fuzz/src/main.rs")], &api, &known);
     assert!(a.packages.is_empty(), "{:?}", a.packages);
-    // Without the file lists, an excluded file still counts (the directory stands in).
+    // Without the file lists (the engine core, no git), the manifest's patterns still apply.
     let a = ws.affected(&[ws.path("api/fixtures/req.json")], &api, &known);
-    assert_eq!(a.targets.len(), 1);
+    assert!(a.targets.is_empty(), "{:?}", a.targets);
+    let a = ws.affected(
+        &[ws.path("api/tests/fixtures/req.json")],
+        &api,
+        &BuildKnowledge::default(),
+    );
+    assert!(a.targets.is_empty(), "{:?}", a.targets);
+    assert_eq!(
+        ws.affected(&[ws.path("api/README.md")], &api, &known)
+            .targets
+            .len(),
+        1
+    );
 }
 
 #[test]

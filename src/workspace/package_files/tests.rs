@@ -42,6 +42,8 @@ fn package(dir: &Path, name: &str) -> Package {
         build_script: Some(dir.join("build.rs")),
         default_run: None,
         hot: None,
+        include: Vec::new(),
+        exclude: Vec::new(),
     }
 }
 
