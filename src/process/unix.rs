@@ -30,6 +30,60 @@ const _: () = assert!(
         && Signal::TERM.0 == libc::SIGTERM
 );
 
+/// What a socket passed to a child is: an fd, placed at 3, 4, … in the child.
+pub type RawSource = RawFd;
+
+/// Whether `sig` exists here. Linux has 64 signals, macOS 31.
+pub fn sendable(sig: Signal) -> Result<()> {
+    #[cfg(target_os = "macos")]
+    if sig.0 > 31 {
+        anyhow::bail!("{sig} does not exist on macOS: signal numbers go up to 31");
+    }
+    let _ = sig;
+    Ok(())
+}
+
+/// How hooks run: the platform's shell, for messages.
+pub const SHELL: &str = "sh -c";
+
+/// A command that runs `script` with the platform's shell: `sh -c` here.
+pub fn shell(script: &str) -> Command {
+    let mut command = Command::new("sh");
+    command.arg("-c").arg(script);
+    command
+}
+
+/// cargo hot's stderr, to be a child's stdout (hooks print there so `--json` stays clean).
+pub fn stderr_for_child() -> io::Result<Stdio> {
+    use std::os::fd::AsFd;
+    let fd = std::io::stderr().as_fd().try_clone_to_owned()?;
+    Ok(Stdio::from(fd))
+}
+
+/// Keeps the signal forwarding of [`forward_signals`] registered.
+pub struct SignalGuard {
+    _handle: signal_hook::iterator::Handle,
+}
+
+/// Turns SIGINT, SIGTERM and SIGHUP into messages for the engine's loop.
+pub fn forward_signals(tx: Sender<i32>) -> Result<SignalGuard> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+        .context("failed to install signal handlers")?;
+    let handle = signals.handle();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                if tx.send(signal).is_err() {
+                    break;
+                }
+            }
+        })
+        .context("failed to start the signal thread")?;
+    Ok(SignalGuard { _handle: handle })
+}
+
 /// How long `Exited` waits for the output readers after the child is reaped.
 /// Long enough to flush what the child wrote just before exiting, short
 /// enough that a grandchild holding the pipe open does not hide the exit.
