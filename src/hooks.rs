@@ -145,7 +145,10 @@ mod tests {
     }
 
     #[test]
-    #[cfg_attr(windows, ignore = "the hook is sh syntax; Windows runs hooks with cmd /C")]
+    #[cfg_attr(
+        windows,
+        ignore = "the hook is sh syntax; Windows runs hooks with cmd /C"
+    )]
     fn changed_paths_are_data_never_shell() {
         let dir = tempfile::tempdir().unwrap();
         let evil = dir.path().join("$(touch pwned).rs");
@@ -184,7 +187,10 @@ mod tests {
     }
 
     #[test]
-    #[cfg_attr(windows, ignore = "the hook is sh syntax; Windows runs hooks with cmd /C")]
+    #[cfg_attr(
+        windows,
+        ignore = "the hook is sh syntax; Windows runs hooks with cmd /C"
+    )]
     fn target_hooks_know_their_target() {
         let dir = tempfile::tempdir().unwrap();
         let target = TargetId {

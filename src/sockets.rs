@@ -297,7 +297,10 @@ mod tests {
     #[test]
     fn listen_is_refused_on_windows_naming_the_alternative() {
         let err = format!("{:#}", Sockets::bind(&[parse("127.0.0.1:0")]).unwrap_err());
-        assert!(err.contains("not supported on Windows") && err.contains("systemfd"), "{err}");
+        assert!(
+            err.contains("not supported on Windows") && err.contains("systemfd"),
+            "{err}"
+        );
         assert!(Sockets::bind(&[]).is_ok(), "no --listen, nothing to refuse");
     }
 

@@ -96,4 +96,3 @@ fn remove_stale_unix_socket(path: &Path) -> Result<()> {
     std::fs::remove_file(path)
         .with_context(|| format!("failed to remove the stale socket {}", path.display()))
 }
-

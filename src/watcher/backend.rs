@@ -106,9 +106,7 @@ impl Backend {
     pub(super) fn watch(&mut self, dir: &Path) -> notify::Result<()> {
         match self {
             #[cfg(target_os = "macos")]
-            Backend::Native { streams, .. } if streams.iter().any(|s| dir.starts_with(s)) => {
-                Ok(())
-            }
+            Backend::Native { streams, .. } if streams.iter().any(|s| dir.starts_with(s)) => Ok(()),
             #[cfg(target_os = "macos")]
             Backend::Native {
                 watcher,

@@ -5,8 +5,8 @@
 use windows_sys::Win32::Foundation::{HANDLE, INVALID_HANDLE_VALUE};
 use windows_sys::Win32::System::Console::{
     GetConsoleMode, GetStdHandle, SetConsoleMode, CONSOLE_MODE, ENABLE_ECHO_INPUT,
-    ENABLE_LINE_INPUT, ENABLE_VIRTUAL_TERMINAL_PROCESSING, STD_ERROR_HANDLE, STD_INPUT_HANDLE,
-    STD_HANDLE,
+    ENABLE_LINE_INPUT, ENABLE_VIRTUAL_TERMINAL_PROCESSING, STD_ERROR_HANDLE, STD_HANDLE,
+    STD_INPUT_HANDLE,
 };
 
 /// stdin's console mode before [`raw_keys`].
@@ -52,8 +52,11 @@ pub(super) fn enable_escapes() -> Option<OutputMode> {
     if original & ENABLE_VIRTUAL_TERMINAL_PROCESSING != 0 {
         return None;
     }
-    set_mode(STD_ERROR_HANDLE, original | ENABLE_VIRTUAL_TERMINAL_PROCESSING)
-        .then_some(OutputMode(original))
+    set_mode(
+        STD_ERROR_HANDLE,
+        original | ENABLE_VIRTUAL_TERMINAL_PROCESSING,
+    )
+    .then_some(OutputMode(original))
 }
 
 pub(super) fn restore_output(mode: OutputMode) {
