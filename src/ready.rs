@@ -5,7 +5,8 @@
 //! `--ready`; the engine turns it into a probe when a process starts and tells the supervisor
 //! when the probe succeeds. Deadlines (`delay:` and the ready timeout) are the engine's; this
 //! module owns parsing the specs, the polling threads of `tcp:` and `http:` probes, and the
-//! `NOTIFY_SOCKET` that `notify` targets report `READY=1` to (the sd_notify protocol).
+//! `NOTIFY_SOCKET`s that `notify` targets report `READY=1` to (the sd_notify protocol; one
+//! socket per run, see `ready/unix.rs`; refused on Windows, see `ready/windows.rs`).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -194,9 +195,6 @@ pub enum ReadyMsg {
     /// The check of the process with this key succeeded: a `tcp:`/`http:` probe answered, or
     /// `READY=1` came on the run's own notify socket ([`NotifySocket::path_for`]).
     Probed(ProcKey),
-    /// A process sent `READY=1` to the shared socket; `pid` is the sender as the kernel saw
-    /// it (Linux only, see [`NotifySocket::path`]).
-    Notified { pid: u32 },
 }
 
 /// Stops a polling probe when dropped: the process exited, became ready, or was stopped.

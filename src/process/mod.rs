@@ -28,8 +28,8 @@ mod windows;
 use windows as sys;
 
 pub use sys::{
-    forward_signals, process_group_of, reaper_main, shell, signal_group, signal_pid, spawn,
-    stderr_for_child, RawSource, Reaper, SignalGuard, SHELL,
+    forward_signals, reaper_main, shell, signal_group, signal_pid, spawn, stderr_for_child,
+    RawSource, Reaper, SignalGuard, SHELL,
 };
 
 /// Caller-chosen identifier echoed back in every [`ProcEvent`] of a child.

@@ -128,6 +128,7 @@ pub fn spawn(spec: &Spawn, key: ProcKey, tx: &Sender<ProcEvent>) -> Result<Child
         None
     };
     let mut child_setup = ChildSetup {
+        #[cfg(target_os = "linux")]
         parent_pid: std::process::id() as libc::pid_t,
         pass_fds: spec.pass_fds.clone(),
         scratch_fds: vec![-1; spec.pass_fds.len()],
@@ -263,6 +264,8 @@ fn exit_info(status: ExitStatus) -> ExitInfo {
 /// State the `pre_exec` closure needs, prepared in the parent because the
 /// forked child must not allocate.
 struct ChildSetup {
+    /// Linux: to see whether the parent died before the death signal was set.
+    #[cfg(target_os = "linux")]
     parent_pid: libc::pid_t,
     pass_fds: Vec<RawFd>,
     /// Room for the temporary high copies of `pass_fds`.
@@ -478,15 +481,6 @@ pub fn signal_group(pgid: u32, sig: Signal) -> io::Result<()> {
     let pgid = to_pid(pgid)?;
     // SAFETY: plain syscall.
     check_kill(unsafe { libc::killpg(pgid, sig.0) })
-}
-
-/// The process group `pid` belongs to, if it still exists: a message from a process a target
-/// forked is attributed to the target whose group it is in.
-pub fn process_group_of(pid: u32) -> Option<u32> {
-    let pid = to_pid(pid).ok().filter(|p| *p > 0)?;
-    // SAFETY: plain syscall.
-    let pgid = unsafe { libc::getpgid(pid) };
-    (pgid > 0).then_some(pgid as u32)
 }
 
 /// Sends `sig` to one process; a process that is already gone is not an error.
@@ -810,6 +804,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(not(target_os = "linux"), ignore = "reads /proc, which only Linux has")]
     fn signal_group_reaches_grandchildren() {
         let (tx, rx) = crossbeam_channel::unbounded();
         let mut spec = sh("sleep 1000 & echo $!; wait");
@@ -851,6 +846,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(not(target_os = "linux"), ignore = "reads /proc, which only Linux has")]
     fn listen_pid_and_pass_fds() {
         let (tx, rx) = crossbeam_channel::unbounded();
         let (a, _a_peer) = std::os::unix::net::UnixStream::pair().unwrap();
@@ -952,6 +948,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(not(target_os = "linux"), ignore = "reads /proc, which only Linux has")]
     fn arg0_and_cwd_applied() {
         let (tx, rx) = crossbeam_channel::unbounded();
         let dir = tempfile::tempdir().unwrap();

@@ -60,8 +60,8 @@ const KILLED_EXIT_CODE: u32 = 137;
 /// How long `Exited` waits for the output readers after the child exits; see unix.rs.
 const READER_GRACE: Duration = Duration::from_millis(250);
 
-/// The job of every live target started with `own_group`, by pid (= console group id).
-/// Dropping a handle closes the job, which kills whatever is still in it.
+/// The job of every live child, by pid (= console group id with `own_group`). Dropping a
+/// handle closes the job, which kills whatever is still in it.
 fn jobs() -> &'static Mutex<HashMap<u32, OwnedHandle>> {
     static JOBS: OnceLock<Mutex<HashMap<u32, OwnedHandle>>> = OnceLock::new();
     JOBS.get_or_init(Default::default)
@@ -88,7 +88,9 @@ pub fn sendable(sig: Signal) -> Result<()> {
 pub fn spawn(spec: &Spawn, key: ProcKey, tx: &Sender<ProcEvent>) -> Result<Child> {
     let program = spec.program.display().to_string();
     if !spec.pass_fds.is_empty() {
-        anyhow::bail!("cannot spawn {program}: passing sockets to a child is not supported on Windows");
+        anyhow::bail!(
+            "cannot spawn {program}: passing sockets to a child is not supported on Windows"
+        );
     }
     let mut cmd = Command::new(&spec.program);
     // No argv[0] override exists on Windows: the staged copy's name is what the target sees.
@@ -123,9 +125,9 @@ pub fn spawn(spec: &Spawn, key: ProcKey, tx: &Sender<ProcEvent>) -> Result<Child
         .with_context(|| format!("cannot spawn {program}"))?;
     let pid = child.id();
     // SAFETY: both handles are valid and owned for the length of the call.
-    let assigned = unsafe {
-        AssignProcessToJobObject(raw(job.as_raw_handle()), raw(child.as_raw_handle()))
-    } != 0;
+    let assigned =
+        unsafe { AssignProcessToJobObject(raw(job.as_raw_handle()), raw(child.as_raw_handle())) }
+            != 0;
     let started = if assigned {
         resume_threads(pid)
     } else {
@@ -158,6 +160,10 @@ pub fn spawn(spec: &Spawn, key: ProcKey, tx: &Sender<ProcEvent>) -> Result<Child
                     signal: None,
                 },
             };
+            // Closing the job kills what the child left running, as killing its group does on
+            // unix. The pid cannot be reused before `child` (its process handle) is dropped.
+            lock_jobs().remove(&pid);
+            drop(child);
             let _ = readers.recv_deadline(Instant::now() + READER_GRACE);
             let _ = tx.send(ProcEvent::Exited { key, status });
         });
@@ -350,10 +356,12 @@ pub fn signal_group(pgid: u32, sig: Signal) -> io::Result<()> {
         let jobs = lock_jobs();
         return match jobs.get(&pgid) {
             // SAFETY: a job handle we own.
-            Some(job) => match unsafe { TerminateJobObject(raw(job.as_raw_handle()), KILLED_EXIT_CODE) } {
-                0 => Err(io::Error::last_os_error()),
-                _ => Ok(()),
-            },
+            Some(job) => {
+                match unsafe { TerminateJobObject(raw(job.as_raw_handle()), KILLED_EXIT_CODE) } {
+                    0 => Err(io::Error::last_os_error()),
+                    _ => Ok(()),
+                }
+            }
             None => Ok(()),
         };
     }
@@ -406,15 +414,10 @@ pub fn signal_pid(pid: u32, sig: Signal) -> io::Result<()> {
     Ok(())
 }
 
-/// The console group `pid` leads, when it is one of ours: Windows cannot tell which group an
-/// arbitrary process is in, and readiness by notify (the only caller) is refused on Windows.
-pub fn process_group_of(pid: u32) -> Option<u32> {
-    lock_jobs().contains_key(&pid).then_some(pid)
-}
-
 /// On Windows the kernel does the reaper's work: every target's job is closed, and so killed,
-/// when cargo hot exits however it exits. What is left is forgetting a target: its job closes,
-/// which also ends any process it started that outlived it (on unix those are left running).
+/// when cargo hot exits however it exits, and the waiter closes a job as soon as its main
+/// process has exited. So there is nothing to track; the type exists so the engine is the same
+/// everywhere.
 pub struct Reaper {
     _private: (),
 }
@@ -427,10 +430,8 @@ impl Reaper {
     /// Nothing to do: the job was created, kill-on-close, when the target was spawned.
     pub fn track(&self, _pgid: u32) {}
 
-    /// The target is gone or was stopped on purpose: close its job.
-    pub fn untrack(&self, pgid: u32) {
-        lock_jobs().remove(&pgid);
-    }
+    /// Nothing to do: the job closes when the target's main process exits.
+    pub fn untrack(&self, _pgid: u32) {}
 }
 
 /// cargo hot never starts a reaper process on Windows; the argument is refused.

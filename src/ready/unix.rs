@@ -4,9 +4,10 @@
 //!
 //! Each run of a target gets a socket of its own ([`NotifySocket::path_for`]): a message names
 //! its sender by the socket it arrives on, which needs no credentials. That is what macOS
-//! needs, since its datagram sockets carry no `SO_PASSCRED`; the directory is private
-//! (`0700`), so only our own user can write to it. The shared socket with `SO_PASSCRED`
-//! ([`NotifySocket::path`], Linux only) is what the current engine still uses.
+//! needs, since its datagram sockets carry no `SO_PASSCRED`, and Linux does the same, so both
+//! share one path through the code. The directory is private (`0700`), so only our own user
+//! can write to it; a process the target started inherits `NOTIFY_SOCKET` and speaks for it,
+//! as under systemd with `NotifyAccess=all`.
 
 use std::collections::HashMap;
 use std::os::unix::net::UnixDatagram;
@@ -32,8 +33,6 @@ pub struct NotifySocket {
     dir: PathBuf,
     tx: Sender<ReadyMsg>,
     runs: HashMap<ProcKey, RunSocket>,
-    #[cfg(target_os = "linux")]
-    shared: PathBuf,
 }
 
 /// One run's socket; its thread stops once `stop` is set and it is woken.
@@ -43,7 +42,7 @@ struct RunSocket {
 }
 
 impl NotifySocket {
-    /// Creates the private directory (on Linux also the shared socket and its thread).
+    /// Creates the private directory; the sockets come with each run.
     pub fn start(tx: Sender<ReadyMsg>) -> Result<NotifySocket> {
         use std::os::unix::fs::DirBuilderExt;
 
@@ -61,28 +60,11 @@ impl NotifySocket {
             .mode(0o700)
             .create(&dir)
             .with_context(|| format!("failed to create {}", dir.display()))?;
-        #[cfg(target_os = "linux")]
-        let shared = match shared::start(&dir, tx.clone()) {
-            Ok(path) => path,
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&dir);
-                return Err(e);
-            }
-        };
         Ok(NotifySocket {
             dir,
             tx,
             runs: HashMap::new(),
-            #[cfg(target_os = "linux")]
-            shared,
         })
-    }
-
-    /// The shared socket, whose messages are attributed by the sender's pid
-    /// ([`ReadyMsg::Notified`]).
-    #[cfg(target_os = "linux")]
-    pub fn path(&self) -> &Path {
-        &self.shared
     }
 
     /// Binds the socket of the run `key` and returns its path, for that run's `NOTIFY_SOCKET`.
@@ -183,126 +165,12 @@ fn remove_stale_notify_dirs(temp: &Path) {
     }
 }
 
-/// The shared socket with `SO_PASSCRED`, as systemd does it: the kernel tells which process
-/// sent each message.
-#[cfg(target_os = "linux")]
-mod shared {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::net::UnixDatagram;
-    use std::path::{Path, PathBuf};
-
-    use anyhow::{Context, Result};
-    use crossbeam_channel::Sender;
-
-    use super::{is_ready, ReadyMsg};
-
-    pub(super) fn start(dir: &Path, tx: Sender<ReadyMsg>) -> Result<PathBuf> {
-        let path = dir.join("notify");
-        let socket = UnixDatagram::bind(&path)
-            .with_context(|| format!("failed to bind the notify socket {}", path.display()))?;
-        pass_credentials(&socket)?;
-        std::thread::Builder::new()
-            .name("hot-notify".into())
-            .spawn(move || {
-                let mut buf = vec![0u8; 4096];
-                while let Ok((len, pid)) = recv_with_pid(&socket, &mut buf) {
-                    if is_ready(&buf[..len]) && tx.send(ReadyMsg::Notified { pid }).is_err() {
-                        return;
-                    }
-                }
-            })
-            .context("failed to start the notify thread")?;
-        Ok(path)
-    }
-
-    fn pass_credentials(socket: &UnixDatagram) -> Result<()> {
-        let on: libc::c_int = 1;
-        // SAFETY: setsockopt with a pointer to a live c_int of the size we pass.
-        let ret = unsafe {
-            libc::setsockopt(
-                socket.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_PASSCRED,
-                (&on as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if ret != 0 {
-            return Err(std::io::Error::last_os_error()).context("failed to set SO_PASSCRED");
-        }
-        Ok(())
-    }
-
-    /// Receives one datagram and the sender's pid from its `SCM_CREDENTIALS` (the kernel fills
-    /// them in for every sender once `SO_PASSCRED` is set; pid 0 if absent).
-    fn recv_with_pid(socket: &UnixDatagram, buf: &mut [u8]) -> std::io::Result<(usize, u32)> {
-        // Room for one ucred control message, aligned as cmsghdr requires.
-        let mut control = [0u64; 8];
-        let mut iov = libc::iovec {
-            iov_base: buf.as_mut_ptr().cast(),
-            iov_len: buf.len(),
-        };
-        // SAFETY: zeroed msghdr is valid; the pointers below outlive the call.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = std::mem::size_of_val(&control) as _;
-        let len = loop {
-            // SAFETY: recvmsg with a msghdr whose buffers are live and correctly sized.
-            let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, 0) };
-            if n >= 0 {
-                break n as usize;
-            }
-            let err = std::io::Error::last_os_error();
-            if err.kind() != std::io::ErrorKind::Interrupted {
-                return Err(err);
-            }
-        };
-        let mut pid = 0;
-        // SAFETY: walking the control buffer the kernel just filled, with libc's own macros.
-        unsafe {
-            let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-            while !cmsg.is_null() {
-                if (*cmsg).cmsg_level == libc::SOL_SOCKET
-                    && (*cmsg).cmsg_type == libc::SCM_CREDENTIALS
-                {
-                    let cred: libc::ucred = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
-                    pid = cred.pid as u32;
-                }
-                cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
-            }
-        }
-        Ok((len, pid))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
 
     const WAIT: Duration = Duration::from_secs(10);
-
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn notify_reports_the_sender_pid() {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let socket = NotifySocket::start(tx).unwrap();
-        let path = socket.path().to_path_buf();
-        let client = UnixDatagram::unbound().unwrap();
-        client.send_to(b"STATUS=warming up\n", &path).unwrap();
-        client.send_to(b"STATUS=done\nREADY=1\n", &path).unwrap();
-        assert_eq!(
-            rx.recv_timeout(WAIT).unwrap(),
-            ReadyMsg::Notified {
-                pid: std::process::id()
-            }
-        );
-        let dir = path.parent().unwrap().to_path_buf();
-        drop(socket);
-        assert!(!dir.exists());
-    }
 
     #[test]
     fn each_run_is_named_by_its_own_socket() {

@@ -2,7 +2,7 @@
 //! has no Unix datagram sockets (its `AF_UNIX` is stream-only), so no notify client could
 //! reach us. The refusal comes when the spec is parsed, naming what works instead.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use crossbeam_channel::Sender;
@@ -26,10 +26,6 @@ impl NotifySocket {
         bail!(UNSUPPORTED)
     }
 
-    pub fn path(&self) -> &Path {
-        match *self {}
-    }
-
     pub fn path_for(&mut self, _key: ProcKey) -> Result<PathBuf> {
         match *self {}
     }
@@ -43,7 +39,10 @@ impl NotifySocket {
 mod tests {
     #[test]
     fn notify_is_refused_naming_the_alternatives() {
-        let err = format!("{:#}", super::super::ReadySpec::parse("notify").unwrap_err());
+        let err = format!(
+            "{:#}",
+            super::super::ReadySpec::parse("notify").unwrap_err()
+        );
         assert!(err.contains("Windows") && err.contains("tcp:"), "{err}");
     }
 }
