@@ -299,6 +299,11 @@ pub(crate) fn normalize(path: &Path) -> PathBuf {
     out
 }
 
+/// Whether file names match regardless of case, as Windows' file systems do by default (and
+/// git there, with `core.ignorecase`): watch globs and ignore patterns follow suit. macOS is
+/// left case-sensitive: its volumes can be either, and git decides per repository.
+pub(crate) const PATHS_IGNORE_CASE: bool = cfg!(windows);
+
 /// The one spelling of a Windows path prefix (see [`normalize`]); `raw` is how it was written.
 fn plain_prefix(kind: std::path::Prefix<'_>, raw: &OsStr) -> std::ffi::OsString {
     use std::path::Prefix;
