@@ -235,11 +235,10 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
             continue;
         }
         let (src, dest) = (entry.path(), to.join(entry.file_name()));
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
+        // A symlink is copied as what it points to: the copy must not reach back into the
+        // original, which the oracle never touches.
+        if src.is_dir() {
             copy_tree(&src, &dest)?;
-        } else if kind.is_symlink() {
-            std::os::unix::fs::symlink(fs::read_link(&src)?, &dest)?;
         } else {
             fs::copy(&src, &dest).with_context(|| format!("failed to copy {}", src.display()))?;
         }
