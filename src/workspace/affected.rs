@@ -213,6 +213,7 @@ impl Workspace {
             })
             .collect();
 
+        let graph_basis = selected.iter().any(|t| known.dep_info(t.id).is_none());
         let mut out = Affected::default();
         let mut packages = BTreeSet::new();
         let mut seen = HashSet::new();
@@ -224,7 +225,8 @@ impl Workspace {
             let (mut change, reload) = self.classify(path);
             out.reload |= reload;
             change.in_list = self.in_package_list(&change, files.as_deref_mut());
-            if let Some(files) = files.as_deref_mut() {
+            // Only a graph-basis target needs the scan of literal includes.
+            if let Some(files) = files.as_deref_mut().filter(|_| graph_basis) {
                 change.read_by = self.literal_readers(&change, files);
             }
             if let (Some(p), false) = (
