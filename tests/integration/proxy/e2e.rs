@@ -173,6 +173,7 @@ fn a_request_sent_during_the_first_build_is_answered() {
 }
 
 #[test]
+#[cfg_attr(not(target_os = "linux"), ignore = "reads /proc, which only Linux has")]
 fn configured_proxy_with_its_own_port_variable_and_the_port_in_args() {
     let ws = Workspace::new();
     let port = free_port();
