@@ -22,6 +22,8 @@ use crate::config::CargoOptions;
 use crate::process::{Io, Spawn};
 use crate::workspace::{RunKind, TargetId, Workspace};
 
+pub mod stage;
+
 /// `cargo build` for exactly these targets, in one call so cargo shares work between them.
 pub fn command(opts: &CargoOptions, targets: &[TargetId], cwd: &Path) -> Spawn {
     let mut args: Vec<OsString> = vec![
@@ -240,6 +242,8 @@ pub fn package_names(workspace: &Workspace) -> HashMap<String, String> {
 pub struct Staged {
     pub path: PathBuf,
     pub digest: u64,
+    /// The identity of cargo's output when it was staged (see [`stage::same_as_running`]).
+    pub source: stage::Identity,
 }
 
 /// Copies `executable` to `hot_dir/NAME-DIGEST` (unless that exact copy exists) and returns
@@ -247,6 +251,7 @@ pub struct Staged {
 /// Windows an executable in use cannot be overwritten), and the digest tells a real change
 /// from a rebuild that produced the same bytes.
 pub fn stage(executable: &Path, hot_dir: &Path, name: &str) -> Result<Staged> {
+    let source = stage::Identity::of(executable)?;
     let digest = digest_file(executable)?;
     fs::create_dir_all(hot_dir)
         .with_context(|| format!("failed to create staging directory {}", hot_dir.display()))?;
@@ -265,7 +270,11 @@ pub fn stage(executable: &Path, hot_dir: &Path, name: &str) -> Result<Staged> {
         fs::rename(&partial, &path)
             .with_context(|| format!("failed to move staged executable to {}", path.display()))?;
     }
-    Ok(Staged { path, digest })
+    Ok(Staged {
+        path,
+        digest,
+        source,
+    })
 }
 
 /// Deletes staged copies of `name` other than those in `keep` (the ones still running).

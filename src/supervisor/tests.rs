@@ -79,6 +79,7 @@ fn staged(digest: u64) -> Staged {
     Staged {
         path: PathBuf::from(format!("/t/hot/api-{digest:016x}")),
         digest,
+        source: Default::default(),
     }
 }
 
