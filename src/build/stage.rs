@@ -209,12 +209,12 @@ pub fn first_difference(a: &Path, b: &Path) -> Result<Option<u64>> {
             .with_context(|| format!("failed to read {}", a.display()))?;
         let nb = read_full(&mut fb, &mut bb[..block])
             .with_context(|| format!("failed to read {}", b.display()))?;
-        if let Some(i) = ba[..na.min(nb)]
-            .iter()
-            .zip(&bb[..na.min(nb)])
-            .position(|(x, y)| x != y)
-        {
-            return Ok(Some(offset + i as u64));
+        let n = na.min(nb);
+        // Slice equality is memcmp; the byte-by-byte search runs only in the block that
+        // differs.
+        if ba[..n] != bb[..n] {
+            let i = ba[..n].iter().zip(&bb[..n]).position(|(x, y)| x != y);
+            return Ok(Some(offset + i.unwrap_or(n) as u64));
         }
         if na != nb {
             return Ok(Some(offset + na.min(nb) as u64));
