@@ -10,8 +10,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::fs;
-use std::hash::Hasher;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -237,88 +235,96 @@ pub fn package_names(workspace: &Workspace) -> HashMap<String, String> {
         .collect()
 }
 
-/// An executable copied out of cargo's output paths, named by its content.
+/// An executable staged out of cargo's output paths (see [`stage`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Staged {
     pub path: PathBuf,
+    /// Equal for two staged executables with the same bytes (the engine compares it).
     pub digest: u64,
     /// The identity of cargo's output when it was staged (see [`stage::same_as_running`]).
     pub source: stage::Identity,
 }
 
-/// Copies `executable` to `hot_dir/NAME-DIGEST` (unless that exact copy exists) and returns
-/// it. Running the copy lets cargo replace its own output while the old process runs (on
-/// Windows an executable in use cannot be overwritten), and the digest tells a real change
-/// from a rebuild that produced the same bytes.
+/// Stages `executable` as `hot_dir/NAME-ID` without copying bytes where the OS allows (see
+/// [`stage::stage`]). Running the staged file lets cargo replace its own output while the
+/// old process runs.
+///
+/// The engine tells a real change from a byte-identical rebuild by comparing `digest`s, so
+/// an output with the same bytes as a copy already staged for `name` gets that copy back:
+/// found by its identity (an unchanged output), else among the copies of the same size by
+/// comparing bytes up to the first difference. No whole file is hashed.
 pub fn stage(executable: &Path, hot_dir: &Path, name: &str) -> Result<Staged> {
-    let source = stage::Identity::of(executable)?;
-    let digest = digest_file(executable)?;
-    fs::create_dir_all(hot_dir)
-        .with_context(|| format!("failed to create staging directory {}", hot_dir.display()))?;
-    let path = hot_dir.join(format!("{name}-{digest:016x}"));
-    if !path.exists() {
-        // Copy to a temporary name then rename, so a crash never leaves a half-written file
-        // under the final name that a later run would trust.
-        let partial = hot_dir.join(format!(".{name}-{digest:016x}.partial"));
-        fs::copy(executable, &partial).with_context(|| {
-            format!(
-                "failed to copy {} to {}",
-                executable.display(),
-                partial.display()
-            )
-        })?;
-        fs::rename(&partial, &path)
-            .with_context(|| format!("failed to move staged executable to {}", path.display()))?;
+    let artifact = Artifact {
+        executable: executable.to_path_buf(),
+        fresh: false,
+    };
+    let identity = stage::Identity::of(executable)?;
+    for copy in staged_copies(hot_dir, name)? {
+        let Ok(meta) = fs::metadata(&copy) else {
+            continue;
+        };
+        let digest = copy_id(&copy, name).unwrap_or(0);
+        if meta.len() != identity.len {
+            continue;
+        }
+        let candidate = Staged {
+            path: copy,
+            digest,
+            // Unknown for a copy found on disk: the comparison then reads the bytes.
+            source: stage::Identity::default(),
+        };
+        // Staged from this very output (by name), or a hardlink of it (same inode), or the
+        // same bytes.
+        if digest == identity.id()
+            || stage::Identity::of(&candidate.path)? == identity
+            || stage::same_as_running(&artifact, &candidate)?
+        {
+            return Ok(Staged {
+                source: identity,
+                ..candidate
+            });
+        }
     }
-    Ok(Staged {
-        path,
-        digest,
-        source,
-    })
+    Ok(stage::stage(&artifact, hot_dir, name)?.0)
+}
+
+/// The staged copies of `name` in `hot_dir`: `NAME-` and 16 hex digits.
+fn staged_copies(hot_dir: &Path, name: &str) -> Result<Vec<PathBuf>> {
+    let entries = match fs::read_dir(hot_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("failed to read {}", hot_dir.display())),
+    };
+    let mut copies = Vec::new();
+    for entry in entries {
+        let entry = entry.with_context(|| format!("failed to read {}", hot_dir.display()))?;
+        let path = entry.path();
+        if copy_id(&path, name).is_some() {
+            copies.push(path);
+        }
+    }
+    Ok(copies)
+}
+
+/// The ID in `hot_dir/NAME-ID` if `path` is a staged copy of `name`.
+fn copy_id(path: &Path, name: &str) -> Option<u64> {
+    let file_name = path.file_name()?.to_str()?;
+    let rest = file_name.strip_prefix(name)?.strip_prefix('-')?;
+    if rest.len() != 16 {
+        return None;
+    }
+    u64::from_str_radix(rest, 16).ok()
 }
 
 /// Deletes staged copies of `name` other than those in `keep` (the ones still running).
 pub fn remove_stale(hot_dir: &Path, name: &str, keep: &[&Path]) -> Result<()> {
-    let entries = match fs::read_dir(hot_dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e).with_context(|| format!("failed to read {}", hot_dir.display())),
-    };
-    let prefix = format!("{name}-");
-    for entry in entries {
-        let entry = entry.with_context(|| format!("failed to read {}", hot_dir.display()))?;
-        let file_name = entry.file_name();
-        let file_name = file_name.to_string_lossy();
-        let is_copy_of_name = file_name
-            .strip_prefix(&prefix)
-            .is_some_and(|rest| rest.len() == 16 && rest.chars().all(|c| c.is_ascii_hexdigit()));
-        let path = entry.path();
-        if is_copy_of_name && !keep.contains(&path.as_path()) {
+    for path in staged_copies(hot_dir, name)? {
+        if !keep.contains(&path.as_path()) {
             fs::remove_file(&path)
                 .with_context(|| format!("failed to remove stale copy {}", path.display()))?;
         }
     }
     Ok(())
-}
-
-fn digest_file(path: &Path) -> Result<u64> {
-    let mut file =
-        fs::File::open(path).with_context(|| format!("failed to open {}", path.display()))?;
-    // SipHash with fixed keys: stable across runs, fast enough for a few MB per build, and
-    // std-only. It only has to tell "same bytes" from "different bytes", not resist attack.
-    #[allow(deprecated)]
-    let mut hasher = std::hash::SipHasher::new_with_keys(0x6361_7267_6f2d, 0x0068_6f74);
-    let mut buffer = vec![0u8; 256 * 1024];
-    loop {
-        let n = file
-            .read(&mut buffer)
-            .with_context(|| format!("failed to read {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        hasher.write(&buffer[..n]);
-    }
-    Ok(hasher.finish())
 }
 
 #[cfg(test)]
@@ -415,7 +421,7 @@ mod tests {
     }
 
     #[test]
-    fn staging_is_content_addressed_and_idempotent() {
+    fn equal_bytes_get_equal_digests_without_hashing() {
         let dir = tempfile::tempdir().unwrap();
         let exe = dir.path().join("api");
         fs::write(&exe, b"version one").unwrap();
@@ -423,11 +429,21 @@ mod tests {
         let first = stage(&exe, &hot, "api").unwrap();
         let again = stage(&exe, &hot, "api").unwrap();
         assert_eq!(first, again);
-        fs::write(&exe, b"version two").unwrap();
+        // Linkers and cargo write a new file and rename it over the output.
+        let replace = |bytes: &[u8]| {
+            fs::write(dir.path().join("new"), bytes).unwrap();
+            fs::rename(dir.path().join("new"), &exe).unwrap();
+        };
+        replace(b"version two");
         let second = stage(&exe, &hot, "api").unwrap();
         assert_ne!(first.digest, second.digest);
         assert_eq!(fs::read(&first.path).unwrap(), b"version one");
         assert_eq!(fs::read(&second.path).unwrap(), b"version two");
+        // A byte-identical relink gets the copy with those bytes, so nothing restarts.
+        replace(b"version one");
+        let relinked = stage(&exe, &hot, "api").unwrap();
+        assert_eq!(relinked.digest, first.digest);
+        assert_eq!(relinked.path, first.path);
 
         remove_stale(&hot, "api", &[second.path.as_path()]).unwrap();
         assert!(!first.path.exists());

@@ -210,6 +210,7 @@ fn stage_tables(
         ("axum", axum.clone(), &[][..], true),
         ("axum + ballast", axum, &ballast[..], false),
     ];
+    // Peers and the run without a quiet period: on the plain axum, the one the goals name.
     let mut results = Vec::new();
     for (label, dir, features, peers) in variants {
         eprintln!("bench: 13. {label}: building the api");
@@ -219,6 +220,7 @@ fn stage_tables(
             dir,
             features: features.to_vec(),
             peers,
+            no_debounce: peers,
             binary_bytes,
         };
         results.push(stages::run_variant(bin, &variant, runs)?);

@@ -39,6 +39,8 @@ pub struct Variant {
     /// `--features …` for cargo, cargo hot and the peers alike.
     pub features: Vec<&'static str>,
     pub peers: bool,
+    /// Also run cargo hot with `--debounce 0ms`: what the quiet period costs.
+    pub no_debounce: bool,
     pub binary_bytes: u64,
 }
 
@@ -77,7 +79,10 @@ pub struct Sample {
 pub struct VariantResult {
     pub label: String,
     pub binary_bytes: u64,
+    /// cargo hot with its defaults.
     pub hot: Vec<Sample>,
+    /// cargo hot with `--debounce 0ms`, when asked for.
+    pub hot_no_debounce: Vec<Sample>,
     pub bare: Vec<Sample>,
     /// Per installed peer: its name, command line and samples.
     pub peers: Vec<(String, String, Vec<Sample>)>,
@@ -108,6 +113,7 @@ pub fn run_variant(bin: &Path, variant: &Variant, runs: usize) -> Result<Variant
         label: variant.label.clone(),
         binary_bytes: variant.binary_bytes,
         hot: Vec::new(),
+        hot_no_debounce: Vec::new(),
         bare: Vec::new(),
         peers: installed
             .iter()
@@ -121,34 +127,37 @@ pub fn run_variant(bin: &Path, variant: &Variant, runs: usize) -> Result<Variant
             .collect(),
         skipped: skipped.iter().map(|p| p.program).collect(),
     };
-    let contenders = 2 + installed.len();
+    // Contender 0 is cargo hot, 1 the bare sequence, then the peers, then (if asked) cargo
+    // hot without a quiet period.
+    let contenders = 2 + installed.len() + usize::from(variant.no_debounce);
+    let no_debounce = 2 + installed.len();
     for run in 0..runs {
         let mut line = format!("bench:   {} run {run}:", variant.label);
         for step in 0..contenders {
             let which = (run + step) % contenders;
             let version = format!("r{run}c{which}");
-            let sample = match which {
+            let (name, sample) = match which {
                 0 => {
-                    let s = hot_sample(bin, variant, &version)?;
+                    let s = hot_sample(bin, variant, &version, &[])?;
                     result.hot.push(s);
-                    s
+                    ("cargo hot", s)
                 }
                 1 => {
                     let s = bare_sample(variant, &version)?;
                     result.bare.push(s);
-                    s
+                    ("bare", s)
+                }
+                n if n == no_debounce => {
+                    let s = hot_sample(bin, variant, &version, &["--debounce", "0ms"])?;
+                    result.hot_no_debounce.push(s);
+                    ("cargo hot --debounce 0ms", s)
                 }
                 n => {
                     let peer = &installed[n - 2];
                     let s = peer_sample(peer, variant, &version)?;
                     result.peers[n - 2].2.push(s);
-                    s
+                    (peer.name, s)
                 }
-            };
-            let name = match which {
-                0 => "cargo hot",
-                1 => "bare",
-                n => installed[n - 2].name,
             };
             line.push_str(&format!(" {name} {:.0} ms;", sample.total));
         }
@@ -157,11 +166,12 @@ pub fn run_variant(bin: &Path, variant: &Variant, runs: usize) -> Result<Variant
     Ok(result)
 }
 
-fn hot_sample(bin: &Path, variant: &Variant, version: &str) -> Result<Sample> {
+fn hot_sample(bin: &Path, variant: &Variant, version: &str, extra: &[&str]) -> Result<Sample> {
     let port = hot::free_port()?;
     let listen = format!("127.0.0.1:{port}");
     let mut args = vec!["-p", "api", "--listen", &listen];
     args.extend(variant.features.iter().copied());
+    args.extend(extra);
     let mut hot = Hot::start(bin, &variant.dir, &args)?;
     hot.target_up("api", 0)?;
     let mark = hot.mark();
@@ -360,13 +370,22 @@ pub fn print(results: &[VariantResult]) -> bool {
         "| fixture | binary | save → new version | event | plan | build (cargo) | stage | spawn | ready | **own share** | bare cargo | ratio |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
-    for r in results {
-        let m = |f: fn(&Stages) -> f64| stage_median(&r.hot, f);
+    let rows = results.iter().flat_map(|r| {
+        [
+            (r.label.clone(), &r.hot),
+            (format!("{}, --debounce 0ms", r.label), &r.hot_no_debounce),
+        ]
+        .into_iter()
+        .filter(|(_, hot)| !hot.is_empty())
+        .map(move |(label, hot)| (label, hot, r))
+    });
+    for (label, hot, r) in rows {
+        let m = |f: fn(&Stages) -> f64| stage_median(hot, f);
         println!(
             "| {} | {:.0} MB | {:.0} | {:.1} | {:.1} | {:.0} | {:.1} | {:.1} | {:.1} | **{:.1}** | {:.0} (build {:.0}) | {:.3} |",
-            r.label,
+            label,
             r.binary_bytes as f64 / 1e6,
-            median(&r.hot.iter().map(|s| s.total).collect::<Vec<_>>()),
+            median(&hot.iter().map(|s| s.total).collect::<Vec<_>>()),
             m(|s| s.event),
             m(|s| s.plan),
             m(|s| s.build),
@@ -376,7 +395,7 @@ pub fn print(results: &[VariantResult]) -> bool {
             m(Stages::share),
             median(&r.bare.iter().map(|s| s.total).collect::<Vec<_>>()),
             median(&r.bare.iter().filter_map(|s| s.build).collect::<Vec<_>>()),
-            ratio(&r.hot, &r.bare),
+            ratio(hot, &r.bare),
         );
     }
     println!();
@@ -412,6 +431,13 @@ pub fn print(results: &[VariantResult]) -> bool {
             "cargo hot -p api --listen 127.0.0.1:PORT",
             &r.hot,
         );
+        if !r.hot_no_debounce.is_empty() {
+            row(
+                "cargo hot, no quiet period",
+                "cargo hot -p api --listen 127.0.0.1:PORT --debounce 0ms",
+                &r.hot_no_debounce,
+            );
+        }
         for (name, command, samples) in &r.peers {
             row(name, command, samples);
         }

@@ -69,7 +69,7 @@ impl Identity {
     }
 
     /// A stable number for the staged name: SipHash with fixed keys over the identity.
-    fn number(&self) -> u64 {
+    pub fn id(&self) -> u64 {
         #[allow(deprecated)]
         let mut hasher = std::hash::SipHasher::new_with_keys(0x6361_7267_6f2d, 0x0068_6f74);
         hasher.write_u128(self.file);
@@ -96,7 +96,7 @@ pub fn stage(artifact: &Artifact, hot_dir: &Path, name: &str) -> Result<(super::
     let identity = Identity::of(source)?;
     fs::create_dir_all(hot_dir)
         .with_context(|| format!("failed to create staging directory {}", hot_dir.display()))?;
-    let id = identity.number();
+    let id = identity.id();
     let path = hot_dir.join(format!("{name}-{id:016x}"));
     let staged = |method| {
         let staged = super::Staged {
@@ -244,7 +244,7 @@ fn read_full(file: &mut fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
 /// The staged path of an output with this identity, for tests that check reuse.
 #[cfg(test)]
 fn staged_path(hot_dir: &Path, name: &str, identity: &Identity) -> std::path::PathBuf {
-    hot_dir.join(format!("{name}-{:016x}", identity.number()))
+    hot_dir.join(format!("{name}-{:016x}", identity.id()))
 }
 
 #[cfg(test)]

@@ -172,3 +172,44 @@ fn on_path(program: &str) -> bool {
         std::env::split_paths(&paths).any(|dir: PathBuf| dir.join(program).is_file())
     })
 }
+
+/// The whole path through cargo hot: a save without a change makes cargo recompile and
+/// relink the api to the same bytes, and nothing restarts; the next real change does.
+#[test]
+fn a_save_without_a_change_relinks_the_same_bytes_and_restarts_nothing() {
+    use crate::harness::{Workspace, BUILD_TIMEOUT};
+    let ws = Workspace::new();
+    let mut hot = ws.hot(&["-p", "api"]);
+    hot.started("api");
+    // The template was built in another directory (paths are in the debug info): a first
+    // real change makes the running build one of this directory.
+    ws.replace("core/src/lib.rs", "\"v1\"", "\"v2\"");
+    let first = hot.started("api");
+    let mark = hot.mark();
+    let source = ws.read("core/src/lib.rs");
+    ws.write("core/src/lib.rs", &source);
+    let finished = hot.wait_event("build-finished", BUILD_TIMEOUT, |_| true);
+    assert_eq!(finished["ok"], true, "{finished}");
+    assert_eq!(finished["rebuilt"], serde_json::json!([]), "{finished}");
+    assert_eq!(finished["fresh"], serde_json::json!(["api"]), "{finished}");
+    let compiled = hot
+        .since(mark)
+        .iter()
+        .any(|e| e["event"] == "build-progress" && e["unit"] == "api" && e["fresh"] == false);
+    assert!(compiled, "cargo relinked the api:\n{}", hot.history());
+
+    ws.replace("core/src/lib.rs", "\"v2\"", "\"v3\"");
+    let second = hot.started("api");
+    assert_ne!(second, first);
+    let starts = hot
+        .since(mark)
+        .iter()
+        .filter(|e| e["event"] == "started")
+        .count();
+    assert_eq!(
+        starts,
+        1,
+        "only the real change restarted:\n{}",
+        hot.history()
+    );
+}
