@@ -4,8 +4,9 @@
 //! The event loop owns the running cargo process (it is just another child, in its own
 //! process group, so a cancelled build takes its rustc processes with it). This module gives
 //! it the command to spawn, a [`Build`] that digests cargo's stdout one line at a time, and
-//! [`stage`], which copies a fresh executable out of cargo's output paths so cargo may
-//! rewrite them while the old process still runs.
+//! [`stage`], which gives a fresh executable a name of its own (without copying its bytes
+//! where the OS allows) so cargo may replace its output while the old process still runs,
+//! and tells a real change from a byte-identical rebuild.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
@@ -239,57 +240,14 @@ pub fn package_names(workspace: &Workspace) -> HashMap<String, String> {
         .collect()
 }
 
-/// An executable staged out of cargo's output paths (see [`stage`]).
+/// An executable staged out of cargo's output paths (see [`stage::stage`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Staged {
     pub path: PathBuf,
-    /// Equal for two staged executables with the same bytes (the engine compares it).
-    pub digest: u64,
+    /// The number in the staged name (`NAME-ID`), from the output's identity.
+    pub id: u64,
     /// The identity of cargo's output when it was staged (see [`stage::same_as_running`]).
     pub source: stage::Identity,
-}
-
-/// Stages `executable` as `hot_dir/NAME-ID` without copying bytes where the OS allows (see
-/// [`stage::stage`]). Running the staged file lets cargo replace its own output while the
-/// old process runs.
-///
-/// The engine tells a real change from a byte-identical rebuild by comparing `digest`s, so
-/// an output with the same bytes as a copy already staged for `name` gets that copy back:
-/// found by its identity (an unchanged output), else among the copies of the same size by
-/// comparing bytes up to the first difference. No whole file is hashed.
-pub fn stage(executable: &Path, hot_dir: &Path, name: &str) -> Result<Staged> {
-    let artifact = Artifact {
-        executable: executable.to_path_buf(),
-        fresh: false,
-    };
-    let identity = stage::Identity::of(executable)?;
-    for copy in staged_copies(hot_dir, name)? {
-        let Ok(meta) = fs::metadata(&copy) else {
-            continue;
-        };
-        let digest = copy_id(&copy, name).unwrap_or(0);
-        if meta.len() != identity.len {
-            continue;
-        }
-        let candidate = Staged {
-            path: copy,
-            digest,
-            // Unknown for a copy found on disk: the comparison then reads the bytes.
-            source: stage::Identity::default(),
-        };
-        // Staged from this very output (by name), or a hardlink of it (same inode), or the
-        // same bytes.
-        if digest == identity.id()
-            || stage::Identity::of(&candidate.path)? == identity
-            || stage::same_as_running(&artifact, &candidate)?
-        {
-            return Ok(Staged {
-                source: identity,
-                ..candidate
-            });
-        }
-    }
-    Ok(stage::stage(&artifact, hot_dir, name)?.0)
 }
 
 /// The staged copies of `name` in `hot_dir`: `NAME-` and 16 hex digits.
@@ -430,31 +388,24 @@ mod tests {
         );
     }
 
+    fn stage_file(exe: &Path, hot: &Path, name: &str) -> Staged {
+        let artifact = Artifact {
+            executable: exe.to_path_buf(),
+            fresh: false,
+        };
+        stage::stage(&artifact, hot, name).unwrap().0
+    }
+
     #[test]
-    fn equal_bytes_get_equal_digests_without_hashing() {
+    fn remove_stale_keeps_the_running_copies() {
         let dir = tempfile::tempdir().unwrap();
         let exe = dir.path().join("api");
         fs::write(&exe, b"version one").unwrap();
         let hot = dir.path().join("hot");
-        let first = stage(&exe, &hot, "api").unwrap();
-        let again = stage(&exe, &hot, "api").unwrap();
-        assert_eq!(first, again);
-        // Linkers and cargo write a new file and rename it over the output.
-        let replace = |bytes: &[u8]| {
-            fs::write(dir.path().join("new"), bytes).unwrap();
-            fs::rename(dir.path().join("new"), &exe).unwrap();
-        };
-        replace(b"version two");
-        let second = stage(&exe, &hot, "api").unwrap();
-        assert_ne!(first.digest, second.digest);
-        assert_eq!(fs::read(&first.path).unwrap(), b"version one");
-        assert_eq!(fs::read(&second.path).unwrap(), b"version two");
-        // A byte-identical relink gets the copy with those bytes, so nothing restarts.
-        replace(b"version one");
-        let relinked = stage(&exe, &hot, "api").unwrap();
-        assert_eq!(relinked.digest, first.digest);
-        assert_eq!(relinked.path, first.path);
-
+        let first = stage_file(&exe, &hot, "api");
+        fs::write(dir.path().join("new"), b"version two").unwrap();
+        fs::rename(dir.path().join("new"), &exe).unwrap();
+        let second = stage_file(&exe, &hot, "api");
         remove_stale(&hot, "api", &[second.path.as_path()]).unwrap();
         assert!(!first.path.exists());
         assert!(second.path.exists());
@@ -465,8 +416,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let exe = dir.path().join("bin");
         fs::write(&exe, b"x").unwrap();
-        let api = stage(&exe, dir.path(), "api").unwrap();
-        let api_v2 = stage(&exe, dir.path(), "api-v2").unwrap();
+        let api = stage_file(&exe, dir.path(), "api");
+        let api_v2 = stage_file(&exe, dir.path(), "api-v2");
         remove_stale(dir.path(), "api", &[]).unwrap();
         assert!(!api.path.exists());
         assert!(api_v2.path.exists(), "api-v2's copy is not api's");

@@ -101,7 +101,7 @@ pub fn stage(artifact: &Artifact, hot_dir: &Path, name: &str) -> Result<(super::
     let staged = |method| {
         let staged = super::Staged {
             path: path.clone(),
-            digest: id,
+            id,
             source: identity,
         };
         Ok((staged, method))
