@@ -149,7 +149,7 @@ fn measure(scratch: &Path, old: &Path, new: &Path) -> Result<()> {
     // The running copy is `old`; `new` is this build's output.
     let running = cargo_hot::build::Staged {
         path: old.to_path_buf(),
-        digest: 0,
+        id: 0,
         source: stage::Identity::of(old)?,
     };
     row(
@@ -175,7 +175,7 @@ fn measure(scratch: &Path, old: &Path, new: &Path) -> Result<()> {
     fs::read(&twin).context("failed to read the twin")?;
     let identical = cargo_hot::build::Staged {
         path: twin.clone(),
-        digest: 0,
+        id: 0,
         source: stage::Identity::of(&twin)?,
     };
     row(
