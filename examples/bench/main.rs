@@ -17,12 +17,13 @@
 //! RSS, inotify watches of a pid), `trees.rs` (the generated trees), `items.rs` (one
 //! function per item of issue 6), `stages.rs` (issue 13: save → serving stage by stage on
 //! both fixtures and two binary sizes), `peers.rs` (bacon, watchexec, cargo-watch when
-//! installed).
+//! installed), `saves.rs` (editors' saves with and without the quiet period).
 
 mod hot;
 mod items;
 mod peers;
 mod procfs;
+mod saves;
 mod stages;
 mod trees;
 
@@ -116,6 +117,8 @@ fn main() -> Result<()> {
     }
 
     let stage_results = stage_tables(repo, &bin, &ws, temp.path(), options.runs)?;
+    eprintln!("bench: 13. the quiet period and editors' saves");
+    let save_rows = saves::save_styles(&bin, &ws, 4)?;
     if options.only_stages {
         println!();
         println!(
@@ -127,7 +130,10 @@ fn main() -> Result<()> {
             started.elapsed().as_secs_f64()
         );
         println!();
-        if !stages::print(&stage_results) {
+        let met = stages::print(&stage_results);
+        saves::print(&save_rows, 4);
+        if !met {
+            println!();
             println!("missed goals: see the lines marked **not met**");
         }
         return Ok(());
@@ -183,6 +189,7 @@ fn main() -> Result<()> {
     );
     println!();
     let stage_goals = stages::print(&stage_results);
+    saves::print(&save_rows, 4);
     let missed: Vec<&Row> = rows.iter().filter(|r| r.met == Some(false)).collect();
     if !missed.is_empty() {
         println!("missed targets: {}", missed.len());
