@@ -73,6 +73,9 @@ pub struct Sample {
     pub failed: usize,
     pub longest_gap: f64,
     pub stages: Option<Stages>,
+    /// cargo hot's builds cancelled by a later event of the same save (the `plan` stage
+    /// holds their time: it runs from the first `change` to the last `build-started`).
+    pub cancelled: usize,
 }
 
 /// Everything measured on one variant.
@@ -207,6 +210,10 @@ fn hot_sample(bin: &Path, variant: &Variant, version: &str, extra: &[&str]) -> R
         spawn: ms(started_at - build_finished.at),
         ready: ms(served - started_at),
     };
+    let cancelled = hot.seen[mark..]
+        .iter()
+        .filter(|s| s.kind() == "build-cancelled")
+        .count();
     hot.stop()?;
     Ok(Sample {
         total: ms(served - saved),
@@ -214,6 +221,7 @@ fn hot_sample(bin: &Path, variant: &Variant, version: &str, extra: &[&str]) -> R
         failed,
         longest_gap,
         stages: Some(stages),
+        cancelled,
     })
 }
 
@@ -367,9 +375,9 @@ pub fn print(results: &[VariantResult]) -> bool {
     println!("### cargo hot, stage by stage (medians, ms)");
     println!();
     println!(
-        "| fixture | binary | save → new version | event | plan | build (cargo) | stage | spawn | ready | **own share** | bare cargo | ratio |"
+        "| fixture | binary | save → new version | event | plan | build (cargo) | stage | spawn | ready | **own share** | bare cargo | ratio | cancelled builds |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let rows = results.iter().flat_map(|r| {
         [
             (r.label.clone(), &r.hot),
@@ -382,7 +390,7 @@ pub fn print(results: &[VariantResult]) -> bool {
     for (label, hot, r) in rows {
         let m = |f: fn(&Stages) -> f64| stage_median(hot, f);
         println!(
-            "| {} | {:.0} MB | {:.0} | {:.1} | {:.1} | {:.0} | {:.1} | {:.1} | {:.1} | **{:.1}** | {:.0} (build {:.0}) | {:.3} |",
+            "| {} | {:.0} MB | {:.0} | {:.1} | {:.1} | {:.0} | {:.1} | {:.1} | {:.1} | **{:.1}** | {:.0} (build {:.0}) | {:.3} | {} of {} saves |",
             label,
             r.binary_bytes as f64 / 1e6,
             median(&hot.iter().map(|s| s.total).collect::<Vec<_>>()),
@@ -396,6 +404,8 @@ pub fn print(results: &[VariantResult]) -> bool {
             median(&r.bare.iter().map(|s| s.total).collect::<Vec<_>>()),
             median(&r.bare.iter().filter_map(|s| s.build).collect::<Vec<_>>()),
             ratio(hot, &r.bare),
+            hot.iter().filter(|s| s.cancelled > 0).count(),
+            hot.len(),
         );
     }
     println!();
