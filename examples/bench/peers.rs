@@ -85,15 +85,17 @@ impl Peer {
         on_path(self.program)
     }
 
-    /// The command line, for the table.
-    pub fn command_line(&self, port: u16, features: &[&str]) -> String {
+    /// The command line, for the table (`PORT` stands for each run's free port).
+    pub fn command_line(&self, features: &[&str]) -> String {
         let program = if self.program == "cargo-watch" {
             "cargo".to_string()
         } else {
             self.program.to_string()
         };
-        let args: Vec<String> = (self.args)(port, features)
+        let args: Vec<String> = (self.args)(0, features)
             .into_iter()
+            .map(|a| a.replace("--port 0", "--port PORT"))
+            .map(|a| if a == "0" { "PORT".to_string() } else { a })
             .map(|a| if a.contains(' ') { format!("'{a}'") } else { a })
             .collect();
         format!("{program} {}", args.join(" "))

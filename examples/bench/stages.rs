@@ -123,7 +123,7 @@ pub fn run_variant(bin: &Path, variant: &Variant, runs: usize) -> Result<Variant
             .map(|p| {
                 (
                     p.name.to_string(),
-                    p.command_line(3000, &variant.features),
+                    p.command_line(&variant.features),
                     Vec::new(),
                 )
             })
