@@ -250,7 +250,8 @@ pub struct Staged {
     pub source: stage::Identity,
 }
 
-/// The staged copies of `name` in `hot_dir`: `NAME-` and 16 hex digits.
+/// The staged copies of `name` in `hot_dir`: `NAME-`, 16 hex digits, and the executable
+/// suffix (`.exe` on Windows).
 fn staged_copies(hot_dir: &Path, name: &str) -> Result<Vec<PathBuf>> {
     let entries = match fs::read_dir(hot_dir) {
         Ok(entries) => entries,
@@ -271,7 +272,10 @@ fn staged_copies(hot_dir: &Path, name: &str) -> Result<Vec<PathBuf>> {
 /// The ID in `hot_dir/NAME-ID` if `path` is a staged copy of `name`.
 fn copy_id(path: &Path, name: &str) -> Option<u64> {
     let file_name = path.file_name()?.to_str()?;
-    let rest = file_name.strip_prefix(name)?.strip_prefix('-')?;
+    let rest = file_name
+        .strip_prefix(name)?
+        .strip_prefix('-')?
+        .strip_suffix(std::env::consts::EXE_SUFFIX)?;
     if rest.len() != 16 {
         return None;
     }

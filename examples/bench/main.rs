@@ -19,21 +19,33 @@
 //! both fixtures and two binary sizes), `peers.rs` (bacon, watchexec, cargo-watch when
 //! installed), `saves.rs` (editors' saves with and without the quiet period).
 
+#[cfg(target_os = "linux")]
 mod hot;
+#[cfg(target_os = "linux")]
 mod items;
+#[cfg(target_os = "linux")]
 mod peers;
+#[cfg(target_os = "linux")]
 mod procfs;
+#[cfg(target_os = "linux")]
 mod saves;
+#[cfg(target_os = "linux")]
 mod stages;
+#[cfg(target_os = "linux")]
 mod trees;
 
+#[cfg(target_os = "linux")]
 use std::path::{Path, PathBuf};
+#[cfg(target_os = "linux")]
 use std::time::Instant;
 
+#[cfg(target_os = "linux")]
 use anyhow::{bail, Context, Result};
 
+#[cfg(target_os = "linux")]
 use crate::hot::cargo;
 
+#[cfg(target_os = "linux")]
 /// What the command line asked for.
 struct Options {
     runs: usize,
@@ -42,6 +54,7 @@ struct Options {
     only_stages: bool,
 }
 
+#[cfg(target_os = "linux")]
 fn parse_options() -> Result<Options> {
     let mut options = Options {
         runs: 5,
@@ -77,6 +90,7 @@ fn parse_options() -> Result<Options> {
     Ok(options)
 }
 
+#[cfg(target_os = "linux")]
 /// One row of the final table.
 pub struct Row {
     pub item: &'static str,
@@ -88,6 +102,7 @@ pub struct Row {
     pub met: Option<bool>,
 }
 
+#[cfg(target_os = "linux")]
 fn main() -> Result<()> {
     let options = parse_options()?;
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -200,6 +215,7 @@ fn main() -> Result<()> {
     Ok(())
 }
 
+#[cfg(target_os = "linux")]
 /// Issue 13: the std-only fixture copy `ws` (built), then a copy of `fixtures/axum` built
 /// plain and with its `ballast` feature (about 5× the binary), peers on the plain axum.
 fn stage_tables(
@@ -235,6 +251,7 @@ fn stage_tables(
     Ok(results)
 }
 
+#[cfg(target_os = "linux")]
 /// Builds the release binary and returns its path, next to this example's own target dir.
 fn build_cargo_hot(repo: &Path) -> Result<PathBuf> {
     eprintln!("bench: cargo build --release --bin cargo-hot");
@@ -268,12 +285,14 @@ fn build_cargo_hot(repo: &Path) -> Result<PathBuf> {
     Ok(bin)
 }
 
+#[cfg(target_os = "linux")]
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "unknown".into())
 }
 
+#[cfg(target_os = "linux")]
 fn print_table(rows: &[Row]) {
     println!("| # | measure | cargo hot | baseline (same run) | result | target | met |");
     println!("|---|---|---|---|---|---|---|");
@@ -288,4 +307,11 @@ fn print_table(rows: &[Row]) {
             row.item, row.measure, row.hot, row.baseline, row.result, row.target, met
         );
     }
+}
+
+/// Linux only: the benchmarks read /proc.
+#[cfg(not(target_os = "linux"))]
+fn main() {
+    eprintln!("Linux only: the benchmarks read /proc");
+    std::process::exit(2);
 }

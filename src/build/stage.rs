@@ -97,7 +97,9 @@ pub fn stage(artifact: &Artifact, hot_dir: &Path, name: &str) -> Result<(super::
     fs::create_dir_all(hot_dir)
         .with_context(|| format!("failed to create staging directory {}", hot_dir.display()))?;
     let id = identity.id();
-    let path = hot_dir.join(format!("{name}-{id:016x}"));
+    // Windows runs nothing without its extension.
+    let exe = std::env::consts::EXE_SUFFIX;
+    let path = hot_dir.join(format!("{name}-{id:016x}{exe}"));
     let staged = |method| {
         let staged = super::Staged {
             path: path.clone(),
@@ -244,7 +246,11 @@ fn read_full(file: &mut fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
 /// The staged path of an output with this identity, for tests that check reuse.
 #[cfg(test)]
 fn staged_path(hot_dir: &Path, name: &str, identity: &Identity) -> std::path::PathBuf {
-    hot_dir.join(format!("{name}-{:016x}", identity.id()))
+    hot_dir.join(format!(
+        "{name}-{:016x}{}",
+        identity.id(),
+        std::env::consts::EXE_SUFFIX
+    ))
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::path::Path;
 pub const HARDLINKS: bool = true;
 
 pub fn file_id(meta: &fs::Metadata) -> u128 {
-    (u128::from(meta.dev() as u64) << 64) | u128::from(meta.ino())
+    (u128::from(meta.dev()) << 64) | u128::from(meta.ino())
 }
 
 /// clonefile(2) creates `dest` itself (it must not exist) with `source`'s mode.
