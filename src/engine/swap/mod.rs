@@ -40,7 +40,7 @@ use crate::sockets::ListenSpec;
 use crate::supervisor::Job;
 use crate::ui::Key;
 use crate::watcher::WatchSpec;
-use crate::workspace::{BuildKnowledge, TargetId, Workspace};
+use crate::workspace::{BuildKnowledge, ScriptWatch, TargetId, Workspace};
 
 /// The state of `cargo hot run`.
 pub struct Swap {
@@ -67,6 +67,8 @@ pub struct Swap {
     /// `r` was pressed: the next good build restarts every target, fresh or not.
     restart_all: bool,
     notify_started: bool,
+    /// Build scripts' `rerun-if-changed` paths the watcher was last asked to watch.
+    script_watches: Vec<ScriptWatch>,
 }
 
 struct ActiveBuild {
@@ -114,6 +116,7 @@ impl Swap {
             running_hook: None,
             restart_all: false,
             notify_started,
+            script_watches: Vec::new(),
         };
         swap.set_targets(cx, targets, Instant::now());
         swap
@@ -372,6 +375,13 @@ impl Swap {
         self.knowledge.merge(result.knowledge);
         for warning in result.warnings {
             cx.warn_verbose(warning);
+        }
+        // Cargo reruns a build script when a path it printed changes, even in `.git`: the
+        // watcher must see each such path, walked or not.
+        let watches = cx.workspace.script_watches(&self.knowledge);
+        if watches != self.script_watches {
+            self.script_watches = watches.clone();
+            cx.push(Action::WatchExact(watches));
         }
         let Some(finishing) = &self.finishing else {
             return;
