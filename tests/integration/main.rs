@@ -15,5 +15,6 @@ mod harness;
 mod lifecycle;
 mod proxy;
 mod snapshots;
+mod staging;
 mod tui;
 mod watching;
