@@ -34,6 +34,7 @@ struct ReportTarget {
 }
 
 pub fn run(args: &AffectedArgs, env: &Env, cwd: &Path) -> Result<i32> {
+    config::check_cargo_config(&args.cargo.config, cwd)?;
     let cargo = CargoOptions::resolve(&args.cargo, 0, false, env);
     let workspace = workspace::load(&cargo.metadata_request(cwd))?;
     let mut selection = config::selection(&args.selection);

@@ -79,6 +79,12 @@ pub struct SelectionArgs {
     /// Example target to run; repeatable.
     #[arg(long = "example", value_name = "NAME")]
     pub examples: Vec<String>,
+    /// Every binary target of the selected packages.
+    #[arg(long = "bins")]
+    pub all_bins: bool,
+    /// Every example target of the selected packages.
+    #[arg(long = "examples")]
+    pub all_examples: bool,
     /// Every binary target of every workspace member.
     #[arg(long)]
     pub workspace: bool,
@@ -121,6 +127,19 @@ pub struct CargoArgs {
     /// Equivalent to --locked and --offline.
     #[arg(long)]
     pub frozen: bool,
+    /// Number of parallel jobs cargo runs (cargo's -j).
+    #[arg(short = 'j', long, value_name = "N", allow_negative_numbers = true)]
+    pub jobs: Option<String>,
+    /// Build for the target triple; the executables are then under target/TRIPLE/.
+    #[arg(long, value_name = "TRIPLE")]
+    pub target: Option<String>,
+    /// Ignore `rust-version` specification in packages.
+    #[arg(long)]
+    pub ignore_rust_version: bool,
+    /// Override a cargo configuration value (cargo's own --config); repeatable. cargo hot's
+    /// configuration file is --hot-config.
+    #[arg(long = "config", value_name = "KEY=VALUE|PATH")]
+    pub config: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -131,10 +150,15 @@ pub struct RunArgs {
     #[command(flatten)]
     pub cargo: CargoArgs,
 
-    /// Read configuration from this TOML file too: the shape of `[workspace.metadata.hot]`
-    /// at its top level. Its keys beat the manifests'; flags beat it.
-    #[arg(long = "config", value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    /// Read cargo hot's configuration from this TOML file too: the shape of
+    /// `[workspace.metadata.hot]` at its top level. Its keys beat the manifests'; flags beat it.
+    #[arg(long = "hot-config", value_name = "FILE")]
+    pub hot_config: Option<PathBuf>,
+
+    /// Build with `--keep-going`: build as many targets as possible when one fails, so the
+    /// ones that built are restarted.
+    #[arg(long, help_heading = "Cargo options")]
+    pub keep_going: bool,
 
     /// Quiet period after the last file event before building [default: 10ms].
     ///
@@ -398,6 +422,42 @@ mod tests {
             }
             other => panic!("expected affected, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn cargo_flags_parse() {
+        let cli = parse(&[
+            "cargo-hot",
+            "-j",
+            "2",
+            "--target",
+            "x86_64-unknown-linux-gnu",
+            "--ignore-rust-version",
+            "--keep-going",
+            "--bins",
+            "--examples",
+            "--config",
+            "build.jobs=1",
+            "--config",
+            "net.offline=true",
+            "--hot-config",
+            "hot.toml",
+        ]);
+        let run = cli.run;
+        assert_eq!(run.cargo.jobs.as_deref(), Some("2"));
+        assert_eq!(
+            run.cargo.target.as_deref(),
+            Some("x86_64-unknown-linux-gnu")
+        );
+        assert!(run.cargo.ignore_rust_version && run.keep_going);
+        assert!(run.selection.all_bins && run.selection.all_examples);
+        assert_eq!(run.cargo.config, ["build.jobs=1", "net.offline=true"]);
+        assert_eq!(run.hot_config, Some(PathBuf::from("hot.toml")));
+        // cargo's -j -1: all CPUs but one.
+        assert_eq!(
+            parse(&["cargo-hot", "-j", "-1"]).run.cargo.jobs.as_deref(),
+            Some("-1")
+        );
     }
 
     #[test]

@@ -1,8 +1,8 @@
-//! One layer of configuration: a `hot` table as written in a manifest or a `--config` file,
+//! One layer of configuration: a `hot` table as written in a manifest or a `--hot-config` file,
 //! parsed and validated, nothing merged yet.
 //!
 //! `cargo metadata` hands us `[workspace.metadata.hot]` and each `[package.metadata.hot]` as
-//! JSON, and a `--config` file is TOML turned into the same JSON tree, so one walker checks
+//! JSON, and a `--hot-config` file is TOML turned into the same JSON tree, so one walker checks
 //! all three. The walker knows every key, so a typo is an error naming the file, the full key
 //! path (`workspace.metadata.hot.targets.api.stop-timeout`) and what was expected, with a
 //! "did you mean" for unknown keys. [`super::merge`] then layers the results.
@@ -25,10 +25,10 @@ use crate::workspace::closest;
 /// Where a layer comes from: what errors name and what relative paths start from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
-    /// The manifest or `--config` file.
+    /// The manifest or `--hot-config` file.
     pub file: PathBuf,
     /// The table's key path in that file: `workspace.metadata.hot`, `package.metadata.hot`,
-    /// or empty for a `--config` file, whose top level is the table.
+    /// or empty for a `--hot-config` file, whose top level is the table.
     pub table: String,
     /// The directory relative `cwd`, `listen = ["unix:…"]` and `watch` paths start from.
     pub base: PathBuf,
@@ -41,7 +41,7 @@ pub enum SourceKind {
     Workspace,
     /// `[package.metadata.hot]` of the named member: only its own targets and watch entries.
     Package(String),
-    /// A `--config FILE`.
+    /// A `--hot-config FILE`.
     File,
 }
 
@@ -115,7 +115,7 @@ pub enum WatchAction {
     Ignore,
 }
 
-const TOP_KEYS: &[&str] = &[
+pub(super) const TOP_KEYS: &[&str] = &[
     "run",
     "debounce",
     "poll",
@@ -142,7 +142,7 @@ const TARGET_KEYS: &[&str] = &[
 ];
 const WATCH_KEYS: &[&str] = &["paths", "action", "targets"];
 
-/// Reads and parses a `--config` file.
+/// Reads and parses a `--hot-config` file.
 pub fn read_file(path: &Path, base: &Path) -> Result<Layer> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("failed to read the config file {}", path.display()))?;

@@ -1,9 +1,9 @@
-//! Layering: the workspace table, then each member's package table, then a `--config` file,
+//! Layering: the workspace table, then each member's package table, then a `--hot-config` file,
 //! merged into one [`HotConfig`] whose target names are resolved against the workspace.
 //!
 //! A later layer wins key by key (a target's `env` variable by variable); `ignore` globs and
 //! `watch` entries add up. Command-line flags sit above all of this and are applied by
-//! [`super::RunConfig`], so the full order is: command line > `--config` file > package >
+//! [`super::RunConfig`], so the full order is: command line > `--hot-config` file > package >
 //! workspace > defaults.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -398,7 +398,7 @@ mod tests {
         assert_eq!(api.env["A"], "ws");
         // Package paths start at the package.
         assert_eq!(api.cwd, Some(PathBuf::from("/ws/api/data")));
-        // The --config file over both.
+        // The --hot-config file over both.
         assert_eq!(api.args, Some(vec!["--file".into()]));
     }
 

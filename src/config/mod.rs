@@ -4,10 +4,10 @@
 //! [`crate::cli`] holds the raw flags; this module turns them into a [`RunConfig`] (and the
 //! smaller [`CargoOptions`] every cargo call shares), so the precedence rules live in one place
 //! and everything downstream reads plain values. The files — `[workspace.metadata.hot]`,
-//! members' `[package.metadata.hot]` (both from `cargo metadata`) and `--config FILE` — are
+//! members' `[package.metadata.hot]` (both from `cargo metadata`) and `--hot-config FILE` — are
 //! parsed in `file.rs` and layered in `merge.rs`; [`RunConfig::apply_workspace`] puts the
 //! flags on top once the workspace is loaded, and again after each manifest reload:
-//! command line > `--config` file > package > workspace > defaults.
+//! command line > `--hot-config` file > package > workspace > defaults.
 
 mod file;
 pub mod init;
@@ -59,7 +59,7 @@ pub struct RunConfig {
     pub output: OutputConfig,
     /// Where we were started: cargo's target selection and the targets' cwd start here.
     pub cwd: PathBuf,
-    /// `--config FILE`, absolute.
+    /// `--hot-config FILE`, absolute.
     pub config_file: Option<PathBuf>,
     /// The configuration files, merged: set by [`RunConfig::apply_workspace`].
     pub hot: HotConfig,
@@ -96,6 +96,17 @@ pub struct CargoOptions {
     pub verbose: u8,
     /// Whether cargo's rendered diagnostics should carry colour (its stderr is a pipe to us).
     pub color: bool,
+    /// `-j N`, as given (cargo also takes a negative number and `default`).
+    pub jobs: Option<String>,
+    /// `--target TRIPLE`: cargo then puts executables under `target/TRIPLE/`, and its
+    /// artifact messages say where.
+    pub target: Option<String>,
+    pub ignore_rust_version: bool,
+    /// cargo's own `--config KEY=VALUE|PATH`, in order.
+    pub config: Vec<String>,
+    /// `--keep-going`: only `cargo build` takes it (not `cargo test`), so only
+    /// [`crate::build::command`] passes it.
+    pub keep_going: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,8 +195,11 @@ impl RunConfig {
             .iter()
             .map(|text| ReadySpec::parse(text))
             .collect::<Result<Vec<_>>>()?;
+        check_cargo_config(&args.cargo.config, cwd)?;
+        let mut cargo = CargoOptions::resolve(&args.cargo, args.output.verbose, output.color, env);
+        cargo.keep_going = args.keep_going;
         Ok(RunConfig {
-            cargo: CargoOptions::resolve(&args.cargo, args.output.verbose, output.color, env),
+            cargo,
             selection: selection(&args.selection),
             debounce: args.debounce.unwrap_or(DEFAULT_DEBOUNCE),
             poll: args.poll,
@@ -200,7 +214,7 @@ impl RunConfig {
             stdin_target: args.stdin_target.clone(),
             output,
             cwd: cwd.to_path_buf(),
-            config_file: args.config.as_ref().map(|f| normalize(&cwd.join(f))),
+            config_file: args.hot_config.as_ref().map(|f| normalize(&cwd.join(f))),
             hot: HotConfig::default(),
             flags: Flags {
                 debounce: args.debounce,
@@ -213,7 +227,7 @@ impl RunConfig {
         })
     }
 
-    /// Reads the workspace's configuration (and `--config`), puts the flags on top, and
+    /// Reads the workspace's configuration (and `--hot-config`), puts the flags on top, and
     /// returns the targets to run: the command line's selection, else `run`, else cargo's
     /// default. On error `self` is unchanged, so the last good configuration stays in force.
     pub fn apply_workspace(&mut self, workspace: &Workspace) -> Result<Vec<TargetId>> {
@@ -400,11 +414,44 @@ impl RunConfig {
     }
 }
 
+/// `--config` goes to cargo now; a file written for cargo hot's own configuration (what
+/// `--config` meant before `--hot-config`) would be read by cargo as nonsense, so it is
+/// refused with the flag to use instead.
+pub fn check_cargo_config(values: &[String], cwd: &Path) -> Result<()> {
+    for value in values {
+        let path = cwd.join(value);
+        if value.contains('=') && !path.is_file() {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let Ok(table) = toml::from_str::<toml::Table>(&text) else {
+            continue;
+        };
+        let ours: Vec<&str> = table
+            .keys()
+            .filter(|k| file::TOP_KEYS.contains(&k.as_str()))
+            .map(String::as_str)
+            .collect();
+        if !ours.is_empty() {
+            bail!(
+                "--config {value}: `--config` passes cargo's own configuration to cargo, but {} holds cargo hot's keys ({}); to read it as cargo hot's configuration, use --hot-config {value}",
+                path.display(),
+                ours.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
 pub fn selection(args: &SelectionArgs) -> Selection {
     Selection {
         packages: args.packages.clone(),
         bins: args.bins.clone(),
         examples: args.examples.clone(),
+        all_bins: args.all_bins,
+        all_examples: args.all_examples,
         workspace: args.workspace,
         exclude: args.exclude.clone(),
     }
@@ -429,6 +476,11 @@ impl CargoOptions {
             frozen: args.frozen,
             verbose,
             color,
+            jobs: args.jobs.clone(),
+            target: args.target.clone(),
+            ignore_rust_version: args.ignore_rust_version,
+            config: args.config.clone(),
+            keep_going: false,
         }
     }
 
@@ -455,6 +507,7 @@ impl CargoOptions {
             frozen: self.frozen,
             cwd: cwd.to_path_buf(),
             target_dir: self.target_dir.as_ref().map(|d| cwd.join(d)),
+            config: self.config.clone(),
         }
     }
 
@@ -490,6 +543,21 @@ impl CargoOptions {
         if let Some(dir) = &self.target_dir {
             args.push("--target-dir".into());
             args.push(dir.into());
+        }
+        if let Some(jobs) = &self.jobs {
+            args.push("--jobs".into());
+            args.push(jobs.into());
+        }
+        if let Some(target) = &self.target {
+            args.push("--target".into());
+            args.push(target.into());
+        }
+        if self.ignore_rust_version {
+            args.push("--ignore-rust-version".into());
+        }
+        for config in &self.config {
+            args.push("--config".into());
+            args.push(config.into());
         }
         for _ in 0..self.verbose {
             args.push("-v".into());
@@ -713,6 +781,75 @@ mod tests {
         // Keys with no flag still come from the configuration.
         assert_eq!(settings.cwd, PathBuf::from("/ws/api"));
         assert_eq!(settings.env.len(), 1);
+    }
+
+    #[test]
+    fn cargo_config_flags_go_to_cargo_and_a_hot_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("hot.toml"),
+            "debounce = \"1s\"\n[targets.api]\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("cargo.toml"), "[build]\njobs = 1\n").unwrap();
+        let e = check_cargo_config(&["hot.toml".into()], dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--hot-config hot.toml"), "{e}");
+        assert!(e.contains("debounce, targets"), "{e}");
+        // Cargo's own settings, inline or in a file, pass.
+        check_cargo_config(
+            &[
+                "build.jobs=1".into(),
+                "cargo.toml".into(),
+                "missing.toml".into(),
+            ],
+            dir.path(),
+        )
+        .unwrap();
+        let args = RunArgs {
+            cargo: CargoArgs {
+                config: vec!["hot.toml".into()],
+                ..CargoArgs::default()
+            },
+            ..RunArgs::default()
+        };
+        assert!(RunConfig::resolve(&args, &Env::default(), dir.path()).is_err());
+    }
+
+    #[test]
+    fn cargo_conventions_pass_through() {
+        let args = CargoArgs {
+            jobs: Some("2".into()),
+            target: Some("wasm32-wasip1".into()),
+            ignore_rust_version: true,
+            config: vec!["build.jobs=1".into(), "profile.dev.debug=0".into()],
+            ..CargoArgs::default()
+        };
+        let opts = CargoOptions::resolve(&args, 0, false, &Env::default());
+        let got: Vec<String> = opts
+            .common_args()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "--jobs",
+                "2",
+                "--target",
+                "wasm32-wasip1",
+                "--ignore-rust-version",
+                "--config",
+                "build.jobs=1",
+                "--config",
+                "profile.dev.debug=0"
+            ]
+        );
+        assert_eq!(
+            opts.metadata_request(Path::new("/w")).config,
+            ["build.jobs=1", "profile.dev.debug=0"]
+        );
     }
 
     #[test]

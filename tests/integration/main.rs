@@ -9,5 +9,6 @@ mod handoff;
 mod harness;
 mod lifecycle;
 mod snapshots;
+mod switchers;
 mod tui;
 mod watching;
