@@ -100,3 +100,18 @@ fn bins_and_examples_select_every_target_of_their_kind() {
     let watching = hot.wait_event("watching", EVENT_TIMEOUT, |_| true);
     assert_eq!(watching["targets"], serde_json::json!(["api", "ping"]));
 }
+
+#[test]
+fn signal_takes_any_platform_signal_by_short_name() {
+    let ws = Workspace::new();
+    // `stubborn` traps only TERM: USR1's default action ends it at once.
+    let mut hot = ws.hot(&["--example", "stubborn", "--signal", "USR1", "--stop-timeout", "60s"]);
+    hot.started("stubborn");
+    hot.output("stubborn", "stubborn ready");
+    hot.signal(libc::SIGTERM);
+    let stopping = hot.wait_event("stopping", EVENT_TIMEOUT, |e| e["target"] == "stubborn");
+    assert_eq!(stopping["signal"], "SIGUSR1");
+    let exited = hot.wait_event("exited", EVENT_TIMEOUT, |e| e["target"] == "stubborn");
+    assert_eq!(exited["signal"], libc::SIGUSR1, "{exited}");
+    assert_eq!(hot.wait_exit(EVENT_TIMEOUT), Some(0));
+}
