@@ -9,28 +9,44 @@ use std::io::{BufRead, Write};
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context, Result};
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::cli::AffectedArgs;
 use crate::config::{self, CargoOptions, Env};
 use crate::workspace::{self, BuildKnowledge, Reason, RunKind, Selection};
 
-#[derive(Debug, Serialize)]
+/// What `cargo hot affected --json` prints.
+#[derive(Debug, Serialize, JsonSchema)]
 struct Report {
+    /// The packages the changed paths belong to, by name.
     packages: Vec<String>,
+    /// Every selected binary or example the change affects, with the reason.
     targets: Vec<ReportTarget>,
+    /// Changed paths that affect no selected target, relative to the workspace root.
     #[serde(serialize_with = "crate::lossy::paths")]
+    #[schemars(with = "Vec<String>")]
     unaffected: Vec<PathBuf>,
+    /// A manifest (or `Cargo.lock`) changed: the workspace graph itself may differ, so the
+    /// answer is only as good as the graph before the change.
     reload: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 struct ReportTarget {
+    /// The bin or example name.
     target: String,
+    /// Its package.
     package: String,
     kind: RunKind,
+    /// The reason as one readable phrase, e.g. `core → web → api`.
     why: String,
     reason: Reason,
+}
+
+/// The JSON Schema of `cargo hot affected --json` (`cargo hot schema affected`).
+pub fn report_schema() -> schemars::Schema {
+    schemars::schema_for!(Report)
 }
 
 pub fn run(args: &AffectedArgs, env: &Env, cwd: &Path) -> Result<i32> {

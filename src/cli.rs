@@ -64,6 +64,36 @@ pub enum Command {
     Check(CheckArgs),
     /// On each change, run `cargo clippy --all-targets` for the packages it affects.
     Clippy(ClippyArgs),
+    /// Print a completion script for SHELL, e.g. `cargo hot completions bash >
+    /// ~/.local/share/bash-completion/completions/cargo-hot`.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), e.g. `cargo hot man | man -l -`.
+    Man,
+    /// Print the JSON Schema of the `--json` event stream (`events`) or of `affected --json`
+    /// (`affected`).
+    Schema(SchemaArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SchemaArgs {
+    /// Which document the schema describes.
+    #[arg(value_enum)]
+    pub kind: SchemaKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemaKind {
+    /// Every line of `cargo hot --json` (an event, or a target's `output` line).
+    Events,
+    /// The document `cargo hot affected --json` prints.
+    Affected,
 }
 
 /// Which targets to run, in cargo's words.

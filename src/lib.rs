@@ -25,6 +25,7 @@ pub mod hooks;
 pub mod lossy;
 pub mod process;
 pub mod ready;
+pub mod shell;
 pub mod sockets;
 pub mod supervisor;
 pub mod ui;
@@ -67,6 +68,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Some(Command::Test(args)) => checks::run(checks::Options::test(&args, &env, &cwd)?),
         Some(Command::Check(args)) => checks::run(checks::Options::check(&args, &env, &cwd)?),
         Some(Command::Clippy(args)) => checks::run(checks::Options::clippy(&args, &env, &cwd)?),
+        Some(Command::Completions(args)) => shell::completions(&args),
+        Some(Command::Man) => shell::man(),
+        Some(Command::Schema(args)) => shell::schema(&args),
         Some(Command::Run(args)) => engine::run(RunConfig::resolve(&args, &env, &cwd)?),
         None => engine::run(RunConfig::resolve(&cli.run, &env, &cwd)?),
     }

@@ -7,6 +7,7 @@ mod config;
 mod faults;
 mod handoff;
 mod harness;
+mod json_schema;
 mod lifecycle;
 mod snapshots;
 mod switchers;

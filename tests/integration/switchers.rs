@@ -105,7 +105,14 @@ fn bins_and_examples_select_every_target_of_their_kind() {
 fn signal_takes_any_platform_signal_by_short_name() {
     let ws = Workspace::new();
     // `stubborn` traps only TERM: USR1's default action ends it at once.
-    let mut hot = ws.hot(&["--example", "stubborn", "--signal", "USR1", "--stop-timeout", "60s"]);
+    let mut hot = ws.hot(&[
+        "--example",
+        "stubborn",
+        "--signal",
+        "USR1",
+        "--stop-timeout",
+        "60s",
+    ]);
     hot.started("stubborn");
     hot.output("stubborn", "stubborn ready");
     hot.signal(libc::SIGTERM);
@@ -114,4 +121,132 @@ fn signal_takes_any_platform_signal_by_short_name() {
     let exited = hot.wait_event("exited", EVENT_TIMEOUT, |e| e["target"] == "stubborn");
     assert_eq!(exited["signal"], libc::SIGUSR1, "{exited}");
     assert_eq!(hot.wait_exit(EVENT_TIMEOUT), Some(0));
+}
+
+fn stdout_of(argv: &[&str]) -> String {
+    let out = run_to_exit(Path::new(env!("CARGO_MANIFEST_DIR")), argv);
+    assert!(
+        out.status.success(),
+        "{argv:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn completions_complete_our_flags_in_bash_and_print_for_every_shell() {
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let script = stdout_of(&["hot", "completions", shell]);
+        assert!(script.contains("hot-config"), "{shell}: {script}");
+    }
+    // Ask bash itself: load the script, then complete `cargo-hot --hot-c`.
+    let script = stdout_of(&["hot", "completions", "bash"]);
+    let function = script
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("complete -F "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("a complete -F line")
+        .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cargo-hot.bash");
+    std::fs::write(&file, script).unwrap();
+    let probe = format!(
+        "source {}; COMP_WORDS=(cargo-hot --hot-c); COMP_CWORD=1; COMP_LINE='cargo-hot --hot-c'; \
+         COMP_POINT=${{#COMP_LINE}}; {function} cargo-hot --hot-c cargo-hot; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        file.display()
+    );
+    let out = Command::new("bash")
+        .args(["-c", &probe])
+        .output()
+        .expect("bash");
+    let replies = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        replies.trim(),
+        "--hot-config",
+        "{replies} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn man_prints_a_man_page_with_every_subcommand() {
+    let page = stdout_of(&["hot", "man"]);
+    assert!(page.starts_with(".ie") || page.starts_with(".TH"), "{page}");
+    assert!(page.contains(".TH cargo-hot"), "{page}");
+    for text in ["hot\\-config", "completions", "affected", "schema"] {
+        assert!(page.contains(text), "{text} missing from the man page");
+    }
+}
+
+#[test]
+fn emitted_events_and_affected_reports_satisfy_the_printed_schemas() {
+    let events: serde_json::Value =
+        serde_json::from_str(&stdout_of(&["hot", "schema", "events"])).unwrap();
+    let affected: serde_json::Value =
+        serde_json::from_str(&stdout_of(&["hot", "schema", "affected"])).unwrap();
+
+    // The checker can fail: a started event without its pid, an event nobody emits.
+    let bad = serde_json::json!({"v": 1, "ts": 5, "event": "started", "target": "api", "executable": "/x"});
+    assert!(!crate::json_schema::errors(&events, &bad).is_empty());
+    let unknown = serde_json::json!({"v": 1, "ts": 5, "event": "exploded"});
+    assert!(!crate::json_schema::errors(&events, &unknown).is_empty());
+
+    let ws = Workspace::new();
+    let mut hot = ws.hot(&["-p", "api", "-v", "--", "--port", "0"]);
+    hot.started("api");
+    ws.replace(
+        "core/src/lib.rs",
+        "pub const VERSION",
+        "pub const VERSION: u8 = ;\npub const OLD",
+    );
+    let failed = hot.wait_event("build-finished", BUILD_TIMEOUT, |_| true);
+    assert_eq!(failed["ok"], false);
+    ws.replace(
+        "core/src/lib.rs",
+        "pub const VERSION: u8 = ;\npub const OLD",
+        "pub const VERSION",
+    );
+    hot.wait_event("build-finished", BUILD_TIMEOUT, |e| e["ok"] == true);
+    hot.started("api");
+    hot.signal(libc::SIGINT);
+    hot.wait_event("quit", EVENT_TIMEOUT, |_| true);
+    let seen = hot.since(0);
+    for kind in [
+        "watching",
+        "change",
+        "affected",
+        "build-started",
+        "build-finished",
+        "started",
+        "output",
+        "stopping",
+        "exited",
+        "quit",
+    ] {
+        assert!(
+            seen.iter().any(|e| e["event"] == kind),
+            "no {kind} event to check:\n{}",
+            hot.history()
+        );
+    }
+    for event in seen {
+        let errors = crate::json_schema::errors(&events, event);
+        assert!(errors.is_empty(), "{event}\n{errors:#?}");
+    }
+
+    let out = run_to_exit(
+        ws.root(),
+        &[
+            "hot",
+            "affected",
+            "--json",
+            "core/src/lib.rs",
+            "worker/src/main.rs",
+            "README.md",
+            "Cargo.lock",
+        ],
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let errors = crate::json_schema::errors(&affected, &report);
+    assert!(errors.is_empty(), "{report}\n{errors:#?}");
 }
