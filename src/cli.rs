@@ -264,9 +264,19 @@ pub struct OutputArgs {
     /// With --json: targets' output becomes `output` events on stdout instead of stderr lines.
     #[arg(long, requires = "json")]
     pub json_output: bool,
-    /// Only errors and the targets' own output.
+    /// Only errors and the targets' own output (no status lines, no warnings, no compiler
+    /// output unless a build fails).
     #[arg(short, long, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// Clear the screen before each build.
+    #[arg(short = 'c', long)]
+    pub clear: bool,
+    /// Ring the terminal bell when a build fails.
+    #[arg(long)]
+    pub bell: bool,
+    /// Desktop notification when a build fails and when the next build fixes it.
+    #[arg(short = 'N', long)]
+    pub notify: bool,
     /// Also print every file event and the cargo command lines; passed to cargo as -v.
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -452,6 +462,13 @@ mod tests {
             }
             other => panic!("expected affected, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn output_flags_parse() {
+        let cli = parse(&["cargo-hot", "-c", "-N", "--bell", "-q"]);
+        let output = cli.run.output;
+        assert!(output.clear && output.notify && output.bell && output.quiet);
     }
 
     #[test]

@@ -27,6 +27,7 @@ use crate::process::Signal;
 use crate::ready::{ReadyCheck, ReadySpec, SOCKET_GRACE};
 use crate::sockets::{target_matches, ListenSpec, Sockets};
 use crate::supervisor::{Handoff, JobPolicy, StopPolicy};
+use crate::ui::alerts::AlertOptions;
 use crate::workspace::{normalize, MetadataRequest, Selection, TargetId, Workspace};
 
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(10);
@@ -119,6 +120,8 @@ pub struct OutputConfig {
     /// Single-key commands (`r`, `q`, `c`, `?`): only in the live view, with stdin a
     /// terminal that no target claims.
     pub keys: bool,
+    /// `--clear`, `--bell`, `--notify`.
+    pub alerts: AlertOptions,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -591,6 +594,11 @@ impl OutputConfig {
             verbosity,
             color,
             keys: format == OutputFormat::Live && env.stdin_is_terminal,
+            alerts: AlertOptions {
+                clear: args.clear,
+                bell: args.bell,
+                notify: args.notify,
+            },
         })
     }
 }

@@ -74,6 +74,16 @@ impl Live {
         }
     }
 
+    /// Rings the terminal bell.
+    pub fn bell(&self) {
+        self.multi.suspend(|| {
+            use std::io::Write;
+            let mut err = std::io::stderr().lock();
+            let _ = err.write_all(b"\x07");
+            let _ = err.flush();
+        });
+    }
+
     /// Clears the screen; the status area is drawn again below.
     pub fn clear_screen(&mut self) {
         self.multi.suspend(|| {

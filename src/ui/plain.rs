@@ -242,7 +242,8 @@ impl Lines {
             Event::Error { message } => ("error:", Tone::Bad, message.clone()),
             Event::Quit { reason } => ("Done", Tone::Dim, reason.clone()),
         };
-        if quiet && !matches!(tone, Tone::Bad | Tone::Warn) {
+        // --quiet: "only errors and the targets' own output", as its help says.
+        if quiet && !matches!(tone, Tone::Bad) {
             return None;
         }
         Some(self.status(verb, tone, &text))
@@ -353,7 +354,7 @@ mod tests {
     }
 
     #[test]
-    fn quiet_keeps_only_problems() {
+    fn quiet_keeps_only_errors() {
         let quiet = lines(Verbosity::Quiet);
         let started = Event::Started {
             target: "api".into(),
@@ -365,6 +366,18 @@ mod tests {
             message: "boom".into(),
         };
         assert_eq!(quiet.line(&error).unwrap(), "error: boom");
+        let warning = Event::Warning {
+            message: "hm".into(),
+        };
+        assert!(quiet.line(&warning).is_none());
+        let failed = Event::BuildFinished {
+            ok: false,
+            duration_ms: 5,
+            targets: vec!["api".into()],
+            rebuilt: Vec::new(),
+            fresh: Vec::new(),
+        };
+        assert!(quiet.line(&failed).unwrap().contains("Failed"));
     }
 
     #[test]

@@ -250,3 +250,139 @@ fn emitted_events_and_affected_reports_satisfy_the_printed_schemas() {
     let errors = crate::json_schema::errors(&affected, &report);
     assert!(errors.is_empty(), "{report}\n{errors:#?}");
 }
+
+/// A `cargo hot --plain` run whose stderr (our status lines) the test reads.
+struct Plain {
+    child: std::process::Child,
+    chunks: std::sync::mpsc::Receiver<String>,
+    stderr: String,
+}
+
+impl Plain {
+    fn start(ws: &Workspace, args: &[&str]) -> Plain {
+        use std::io::Read;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cargo-hot"))
+            .arg("hot")
+            .arg("--plain")
+            .args(args)
+            .current_dir(ws.root())
+            .env_remove("CARGO_TARGET_DIR")
+            .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut err = child.stderr.take().unwrap();
+        let (tx, chunks) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = err.read(&mut buf) {
+                if tx
+                    .send(String::from_utf8_lossy(&buf[..n]).into_owned())
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        });
+        Plain {
+            child,
+            chunks,
+            stderr: String::new(),
+        }
+    }
+
+    /// Waits until stderr holds `needle` `times` times; returns all of stderr.
+    fn wait_for(&mut self, needle: &str, times: usize) -> &str {
+        let deadline = std::time::Instant::now() + BUILD_TIMEOUT;
+        while self.stderr.matches(needle).count() < times {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.chunks.recv_timeout(left) {
+                Ok(chunk) => self.stderr.push_str(&chunk),
+                Err(_) => panic!("no {needle:?} (x{times}) in:\n{}", self.stderr),
+            }
+        }
+        &self.stderr
+    }
+}
+
+impl Drop for Plain {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let _ = self.child.wait();
+    }
+}
+
+const BROKEN: &str = "pub const VERSION: u8 = ;\npub const OLD";
+
+#[test]
+fn clear_and_bell_mark_each_build_and_each_failure() {
+    let ws = Workspace::new();
+    let mut hot = Plain::start(
+        &ws,
+        &["-p", "api", "--clear", "--bell", "--", "--port", "0"],
+    );
+    let out = hot.wait_for("Started", 1).to_string();
+    let clear = "\x1b[2J\x1b[3J\x1b[H";
+    // Cleared before the first build's line, and no bell while all is well.
+    assert!(
+        out.find(clear).unwrap() < out.find("Building").unwrap(),
+        "{out:?}"
+    );
+    assert!(!out.contains('\x07'), "{out:?}");
+    ws.replace("core/src/lib.rs", "pub const VERSION", BROKEN);
+    let out = hot.wait_for("Failed", 1).to_string();
+    assert_eq!(out.matches(clear).count(), 2, "{out:?}");
+    let out = hot.wait_for("\x07", 1).to_string();
+    assert!(
+        out.find("Failed").unwrap() < out.find('\x07').unwrap(),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn quiet_shows_errors_but_no_status_lines_or_warnings() {
+    let ws = Workspace::new();
+    let mut hot = Plain::start(&ws, &["-p", "api", "-q", "--", "--port", "0"]);
+    ws.replace("core/src/lib.rs", "pub const VERSION", BROKEN);
+    let out = hot.wait_for("Failed", 1).to_string();
+    // The compiler's error is replayed, our failure line is shown...
+    assert!(out.contains("error"), "{out}");
+    // ...and nothing else of ours.
+    for quiet in [
+        "Watching", "Building", "Started", "Changed", "Affects", "warning:",
+    ] {
+        assert!(!out.contains(quiet), "{quiet} shown with -q:\n{out}");
+    }
+}
+
+#[test]
+fn notify_without_a_notification_service_warns_once_and_goes_on() {
+    let ws = Workspace::new();
+    let mut hot = ws.hot_with_env(
+        &["-p", "api", "-N", "--", "--port", "0"],
+        &[("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")],
+    );
+    hot.started("api");
+    ws.replace("core/src/lib.rs", "pub const VERSION", BROKEN);
+    hot.wait_event("build-finished", BUILD_TIMEOUT, |e| e["ok"] == false);
+    hot.wait_event("warning", EVENT_TIMEOUT, |e| {
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("desktop notifications (--notify) are not available")
+    });
+    // Fixed, broken again: it goes on building and restarting, and says it only once.
+    ws.replace("core/src/lib.rs", BROKEN, "pub const VERSION");
+    hot.wait_event("build-finished", BUILD_TIMEOUT, |e| e["ok"] == true);
+    hot.started("api");
+    ws.replace("core/src/lib.rs", "pub const VERSION", BROKEN);
+    hot.wait_event("build-finished", BUILD_TIMEOUT, |e| e["ok"] == false);
+    let warnings = hot
+        .since(0)
+        .iter()
+        .filter(|e| e["event"] == "warning")
+        .count();
+    assert_eq!(warnings, 1, "{}", hot.history());
+}
