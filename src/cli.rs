@@ -13,6 +13,16 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::duration::parse_duration;
 
+/// `KEY=VAL` for `--env`: the name must be non-empty; the value may be empty or hold `=`.
+fn parse_env(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() && !key.contains('\0') => {
+            Ok((key.to_string(), value.to_string()))
+        }
+        _ => Err(format!("`{text}` is not KEY=VALUE")),
+    }
+}
+
 /// Cargo calls an external subcommand as `cargo-hot hot ARGS…`; called directly it is
 /// `cargo-hot ARGS…`. This drops the extra word so both parse the same.
 pub fn normalize_args(mut args: Vec<OsString>) -> Vec<OsString> {
@@ -214,6 +224,14 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration,
           help_heading = "Processes")]
     pub stop_timeout: Option<Duration>,
+    /// Set an environment variable for the targets; repeatable. Beats `env` and env files.
+    #[arg(short = 'E', long = "env", value_name = "KEY=VAL", value_parser = parse_env,
+          help_heading = "Processes")]
+    pub env: Vec<(String, String)>,
+    /// Read environment variables for the targets from this dotenv file (`KEY=VALUE` lines),
+    /// instead of the configuration's `env-file`.
+    #[arg(long, value_name = "PATH", help_heading = "Processes")]
+    pub env_file: Option<PathBuf>,
     /// Give this target the terminal's input (it runs in cargo hot's foreground process
     /// group, so it can read the terminal); the status area and the keys are then off.
     #[arg(long = "stdin", value_name = "TARGET", help_heading = "Processes")]
@@ -461,6 +479,34 @@ mod tests {
                 assert_eq!(a.paths, [PathBuf::from("core/src/lib.rs")]);
             }
             other => panic!("expected affected, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn env_flags_parse() {
+        let cli = parse(&[
+            "cargo-hot",
+            "-E",
+            "A=1",
+            "--env",
+            "B=x=y",
+            "-E",
+            "C=",
+            "--env-file",
+            ".env",
+        ]);
+        assert_eq!(
+            cli.run.env,
+            [
+                ("A".into(), "1".into()),
+                ("B".into(), "x=y".into()),
+                ("C".into(), String::new())
+            ]
+        );
+        assert_eq!(cli.run.env_file, Some(PathBuf::from(".env")));
+        for bad in ["NOVALUE", "=1"] {
+            let err = Cli::try_parse_from(["cargo-hot", "-E", bad]).unwrap_err();
+            assert!(err.to_string().contains("KEY=VALUE"), "{err}");
         }
     }
 

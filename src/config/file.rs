@@ -53,6 +53,8 @@ pub struct Layer {
     /// `Some(None)`: `poll = false`; `Some(Some(every))`: `poll = true` or an interval.
     pub poll: Option<Option<Duration>>,
     pub ignore: Vec<String>,
+    /// `env-file`: a dotenv file every target reads; absolute.
+    pub env_file: Option<PathBuf>,
     /// By the name as written: a bin name or `package/bin`.
     pub targets: BTreeMap<String, TargetLayer>,
     pub watch: Vec<WatchEntry>,
@@ -65,6 +67,8 @@ pub struct Layer {
 pub struct TargetLayer {
     pub args: Option<Vec<OsString>>,
     pub env: BTreeMap<String, String>,
+    /// `env-file`: a dotenv file this target reads too; absolute.
+    pub env_file: Option<PathBuf>,
     /// Absolute: joined to the source's base directory.
     pub cwd: Option<PathBuf>,
     pub listen: Option<Vec<ListenAddr>>,
@@ -81,6 +85,7 @@ impl PartialEq for TargetLayer {
         // `ReadyCheck` holds a regex, which has no equality: compare what it says.
         self.args == other.args
             && self.env == other.env
+            && self.env_file == other.env_file
             && self.cwd == other.cwd
             && self.listen == other.listen
             && self.ready.as_ref().map(ReadyCheck::describe)
@@ -120,6 +125,7 @@ pub(super) const TOP_KEYS: &[&str] = &[
     "debounce",
     "poll",
     "ignore",
+    "env-file",
     "targets",
     "watch",
     "before-build",
@@ -130,6 +136,7 @@ const PACKAGE_KEYS: &[&str] = &["targets", "watch"];
 const TARGET_KEYS: &[&str] = &[
     "args",
     "env",
+    "env-file",
     "cwd",
     "listen",
     "ready",
@@ -192,6 +199,7 @@ pub fn parse(value: &Value, source: &Source) -> Result<Layer> {
                 })
             }
             "ignore" => layer.ignore = ctx.strings(value, &path)?,
+            "env-file" => layer.env_file = Some(ctx.path(value, &path)?),
             "before-build" | "after-build" | "before-start" => {
                 let (stage, hook) = ctx.hook(key, value, &path)?;
                 layer.hooks.set(stage, hook);
@@ -291,6 +299,12 @@ impl Ctx<'_> {
         }
     }
 
+    /// A path relative to the source's base directory, made absolute.
+    fn path(&self, value: &Value, path: &str) -> Result<PathBuf> {
+        let text = self.string(value, path)?;
+        Ok(super::normalize(&self.source.base.join(text)))
+    }
+
     fn strings(&self, value: &Value, path: &str) -> Result<Vec<String>> {
         let Value::Array(items) = value else {
             return Err(self.expected(path, "an array of strings", value));
@@ -349,10 +363,8 @@ impl Ctx<'_> {
                         target.env.insert(name.clone(), text);
                     }
                 }
-                "cwd" => {
-                    let dir = self.string(value, &key_path)?;
-                    target.cwd = Some(super::normalize(&self.source.base.join(dir)));
-                }
+                "cwd" => target.cwd = Some(self.path(value, &key_path)?),
+                "env-file" => target.env_file = Some(self.path(value, &key_path)?),
                 "listen" => {
                     let addrs = match value {
                         Value::String(s) => vec![s.clone()],

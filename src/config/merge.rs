@@ -25,6 +25,8 @@ pub struct HotConfig {
     pub debounce: Option<Duration>,
     pub poll: Option<Option<Duration>>,
     pub ignore: Vec<String>,
+    /// `env-file`: read for every target.
+    pub env_file: Option<PathBuf>,
     pub targets: BTreeMap<TargetId, TargetLayer>,
     /// With `targets` resolved to ids (empty: the owning package's targets).
     pub watch: Vec<(WatchEntry, Vec<TargetId>)>,
@@ -86,6 +88,9 @@ pub fn merge(layers: &[(Layer, Source)], runnable: &[TargetId]) -> Result<HotCon
         merged.debounce = layer.debounce.or(merged.debounce);
         merged.poll = layer.poll.or(merged.poll);
         merged.ignore.extend(layer.ignore.iter().cloned());
+        if layer.env_file.is_some() {
+            merged.env_file.clone_from(&layer.env_file);
+        }
         merged.hooks.overlay(&layer.hooks);
         for (name, target) in &layer.targets {
             let id = resolver.target(name, &resolver.key(&format!("targets.{name}")))?;
@@ -113,6 +118,9 @@ fn overlay(into: &mut TargetLayer, over: &TargetLayer) {
         .extend(over.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     if over.cwd.is_some() {
         into.cwd.clone_from(&over.cwd);
+    }
+    if over.env_file.is_some() {
+        into.env_file.clone_from(&over.env_file);
     }
     if over.listen.is_some() {
         into.listen.clone_from(&over.listen);

@@ -16,11 +16,12 @@ mod merge;
 pub use file::{TargetLayer, WatchAction, WatchEntry};
 pub use merge::{HotConfig, WatchPlan};
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::cli::{CargoArgs, ColorChoice, OutputArgs, RunArgs, SelectionArgs};
 use crate::process::Signal;
@@ -64,6 +65,8 @@ pub struct RunConfig {
     pub config_file: Option<PathBuf>,
     /// The configuration files, merged: set by [`RunConfig::apply_workspace`].
     pub hot: HotConfig,
+    /// Every env file in use, read: set by [`RunConfig::apply_workspace`].
+    env_files: BTreeMap<PathBuf, Vec<(String, String)>>,
     /// What the command line said, kept to re-apply on top of files that changed.
     flags: Flags,
 }
@@ -77,6 +80,10 @@ struct Flags {
     signal: Option<Signal>,
     stop_timeout: Option<Duration>,
     listen: Vec<ListenSpec>,
+    /// `-E KEY=VAL`, in order: beats every other source of a variable.
+    env: Vec<(String, String)>,
+    /// `--env-file`, absolute: replaces the configuration's top-level `env-file`.
+    env_file: Option<PathBuf>,
 }
 
 /// How cargo is invoked: shared by `cargo metadata` and `cargo build`.
@@ -226,7 +233,10 @@ impl RunConfig {
                 signal,
                 stop_timeout: args.stop_timeout,
                 listen,
+                env: args.env.clone(),
+                env_file: args.env_file.as_ref().map(|f| normalize(&cwd.join(f))),
             },
+            env_files: BTreeMap::new(),
         })
     }
 
@@ -274,8 +284,33 @@ impl RunConfig {
                 }));
             }
         }
+        self.env_files = read_env_files(
+            self.flags
+                .env_file
+                .iter()
+                .map(|f| (f, "--env-file"))
+                .chain(hot.env_file.iter().map(|f| (f, "env-file")))
+                .chain(
+                    targets
+                        .iter()
+                        .filter_map(|t| hot.targets.get(t)?.env_file.as_ref())
+                        .map(|f| (f, "a target's env-file")),
+                ),
+        )?;
         self.hot = hot;
         Ok(targets)
+    }
+
+    /// The env files `target` reads, in order (later ones win): the `--env-file` (else the
+    /// configuration's top-level `env-file`), then its own `env-file`.
+    pub fn env_files_of(&self, target: &TargetId) -> Vec<PathBuf> {
+        let shared = self.flags.env_file.as_ref().or(self.hot.env_file.as_ref());
+        let own = self
+            .hot
+            .targets
+            .get(target)
+            .and_then(|t| t.env_file.as_ref());
+        shared.into_iter().chain(own).cloned().collect()
     }
 
     /// Whether any target waits for `READY=1`, so the notify socket is needed.
@@ -360,13 +395,30 @@ impl RunConfig {
             },
             ready,
             args,
-            env: configured
-                .map(|c| c.env.iter().map(|(k, v)| (k.into(), v.into())).collect())
-                .unwrap_or_default(),
+            env: self.target_env(target),
             cwd: configured
                 .and_then(|c| c.cwd.clone())
                 .unwrap_or_else(|| self.cwd.clone()),
         }
+    }
+
+    /// A target's variables, lowest precedence first: its env files, its `env` table, `-E`.
+    fn target_env(&self, target: &TargetId) -> Vec<(OsString, OsString)> {
+        let from_files = self
+            .env_files_of(target)
+            .into_iter()
+            .flat_map(|file| self.env_files.get(&file).cloned().unwrap_or_default());
+        let table = self
+            .hot
+            .targets
+            .get(target)
+            .into_iter()
+            .flat_map(|c| c.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        from_files
+            .chain(table)
+            .chain(self.flags.env.iter().cloned())
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect()
     }
 
     /// Checks what `--listen` and `--ready` say against the selected targets and the bound
@@ -415,6 +467,28 @@ impl RunConfig {
         }
         Ok(())
     }
+}
+
+/// Reads each dotenv file once; `what` names the flag or key that asked for it in errors.
+fn read_env_files<'a>(
+    files: impl Iterator<Item = (&'a PathBuf, &'static str)>,
+) -> Result<BTreeMap<PathBuf, Vec<(String, String)>>> {
+    let mut read = BTreeMap::new();
+    for (file, what) in files {
+        if read.contains_key(file) {
+            continue;
+        }
+        let vars = dotenvy::from_path_iter(file)
+            .and_then(|lines| lines.collect::<std::result::Result<Vec<_>, _>>())
+            .with_context(|| {
+                format!(
+                    "failed to read the env file {} ({what}): fix or create it",
+                    file.display()
+                )
+            })?;
+        read.insert(file.clone(), vars);
+    }
+    Ok(read)
 }
 
 /// `--config` goes to cargo now; a file written for cargo hot's own configuration (what
@@ -714,6 +788,7 @@ mod tests {
         TargetLayer {
             args: Some(vec!["--from-config".into()]),
             env: [("RUST_LOG".to_string(), "debug".to_string())].into(),
+            env_file: None,
             cwd: Some("/ws/api".into()),
             listen: None,
             ready: Some(ReadyCheck::Notify),
@@ -789,6 +864,50 @@ mod tests {
         // Keys with no flag still come from the configuration.
         assert_eq!(settings.cwd, PathBuf::from("/ws/api"));
         assert_eq!(settings.env.len(), 1);
+    }
+
+    #[test]
+    fn env_files_then_the_env_table_then_dash_e() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = dir.path().join(".env");
+        let own = dir.path().join("api.env");
+        std::fs::write(
+            &shared,
+            "# shared\nA=file\nB=file\nC=file\nQ=\"two words\"\n",
+        )
+        .unwrap();
+        std::fs::write(&own, "A=own\n").unwrap();
+        let args = RunArgs {
+            env: vec![("C".into(), "flag".into())],
+            env_file: Some(shared.clone()),
+            ..RunArgs::default()
+        };
+        let mut layer = configured_api();
+        layer.env = [("B".to_string(), "table".to_string())].into();
+        layer.env_file = Some(own.clone());
+        let mut config = with_api_config(&args, layer);
+        assert_eq!(config.env_files_of(&api()), [shared.clone(), own.clone()]);
+        config.env_files =
+            read_env_files([(&shared, "--env-file"), (&own, "env-file")].into_iter()).unwrap();
+        let env = config.target_settings(&api(), 0).env;
+        // Later entries win when the process starts: the last value of each name counts.
+        let last = |name: &str| {
+            env.iter()
+                .rev()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.to_string_lossy().into_owned())
+        };
+        assert_eq!(last("A").as_deref(), Some("own"));
+        assert_eq!(last("B").as_deref(), Some("table"));
+        assert_eq!(last("C").as_deref(), Some("flag"));
+        assert_eq!(last("Q").as_deref(), Some("two words"));
+
+        let missing = dir.path().join("nope.env");
+        let e = format!(
+            "{:#}",
+            read_env_files([(&missing, "--env-file")].into_iter()).unwrap_err()
+        );
+        assert!(e.contains("nope.env (--env-file)"), "{e}");
     }
 
     #[test]

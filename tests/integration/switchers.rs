@@ -386,3 +386,57 @@ fn notify_without_a_notification_service_warns_once_and_goes_on() {
         .count();
     assert_eq!(warnings, 1, "{}", hot.history());
 }
+
+fn environ(pid: u32, name: &str) -> Option<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    raw.split(|b| *b == 0).find_map(|entry| {
+        let entry = String::from_utf8_lossy(entry);
+        entry.strip_prefix(&format!("{name}=")).map(str::to_string)
+    })
+}
+
+#[test]
+fn env_flags_and_env_files_reach_the_targets() {
+    let ws = Workspace::new();
+    ws.write(
+        ".env",
+        "# for the api\nFROM_FILE=file\nBOTH=file\nQUOTED=\"two words\"\n",
+    );
+    let mut hot = ws.hot(&[
+        "-p",
+        "api",
+        "--env-file",
+        ".env",
+        "-E",
+        "BOTH=flag",
+        "-E",
+        "EMPTY=",
+        "--",
+        "--port",
+        "0",
+    ]);
+    let pid = hot.started("api");
+    assert_eq!(environ(pid, "FROM_FILE").as_deref(), Some("file"));
+    assert_eq!(environ(pid, "QUOTED").as_deref(), Some("two words"));
+    assert_eq!(environ(pid, "BOTH").as_deref(), Some("flag"));
+    assert_eq!(environ(pid, "EMPTY").as_deref(), Some(""));
+    drop(hot);
+
+    // The configuration's `env-file`, relative to the manifest that names it.
+    let manifest = ws.read("Cargo.toml");
+    ws.write(
+        "Cargo.toml",
+        &format!("{manifest}\n[workspace.metadata.hot]\nenv-file = \".env\"\n"),
+    );
+    let mut hot = ws.hot(&["-p", "api", "--", "--port", "0"]);
+    let pid = hot.started("api");
+    assert_eq!(environ(pid, "BOTH").as_deref(), Some("file"));
+
+    let out = run_to_exit(
+        ws.root(),
+        &["hot", "-p", "api", "--env-file", "missing.env"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("missing.env (--env-file)"), "{stderr}");
+}
