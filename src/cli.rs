@@ -228,9 +228,28 @@ pub struct RunArgs {
     #[arg(long, value_name = "INTERVAL", num_args = 0..=1, require_equals = true,
           default_missing_value = "500ms", value_parser = parse_duration, help_heading = "Watching")]
     pub poll: Option<Duration>,
+    /// Never poll, not even where native file events do not arrive (beats `poll` in the
+    /// configuration and the automatic choice on 9p, NFS, CIFS, virtiofs and WSL drives).
+    #[arg(long, conflicts_with = "poll", help_heading = "Watching")]
+    pub no_poll: bool,
     /// Ignore paths matching this gitignore-style glob, on top of .gitignore; repeatable.
-    #[arg(long = "ignore", value_name = "GLOB", help_heading = "Watching")]
+    #[arg(
+        short = 'i',
+        long = "ignore",
+        value_name = "GLOB",
+        help_heading = "Watching"
+    )]
     pub ignore: Vec<String>,
+    /// Also watch this directory (outside the workspace, say `../assets`); repeatable. Its
+    /// .gitignore and --ignore apply; a change there restarts the targets (or does what a
+    /// `watch` entry says).
+    #[arg(
+        short = 'w',
+        long = "watch",
+        value_name = "DIR",
+        help_heading = "Watching"
+    )]
+    pub watch: Vec<PathBuf>,
 
     /// Signal that asks a target to stop (name or number) [default: SIGTERM].
     #[arg(long, value_name = "SIGNAL", help_heading = "Processes")]
@@ -359,14 +378,19 @@ pub struct WatchArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Watching")]
     pub debounce: Option<Duration>,
     /// Read cargo hot's configuration from this TOML file too (on top of Cargo.toml's).
-    #[arg(long = "config", value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    #[arg(long = "hot-config", value_name = "FILE")]
+    pub hot_config: Option<PathBuf>,
     /// Poll the file system instead of using native events; INTERVAL defaults to 500ms.
     #[arg(long, value_name = "INTERVAL", num_args = 0..=1, require_equals = true,
           default_missing_value = "500ms", value_parser = parse_duration, help_heading = "Watching")]
     pub poll: Option<Duration>,
     /// Ignore paths matching this gitignore-style glob, on top of .gitignore; repeatable.
-    #[arg(long = "ignore", value_name = "GLOB", help_heading = "Watching")]
+    #[arg(
+        short = 'i',
+        long = "ignore",
+        value_name = "GLOB",
+        help_heading = "Watching"
+    )]
     pub ignore: Vec<String>,
     /// Wait for the first change instead of starting with a round for every member.
     #[arg(long, help_heading = "Watching")]
@@ -501,6 +525,28 @@ mod tests {
             }
             other => panic!("expected affected, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn watching_flags_parse() {
+        let cli = parse(&[
+            "cargo-hot",
+            "-w",
+            "../assets",
+            "--watch",
+            "config",
+            "-i",
+            "*.log",
+            "--no-poll",
+        ]);
+        assert_eq!(
+            cli.run.watch,
+            [PathBuf::from("../assets"), PathBuf::from("config")]
+        );
+        assert_eq!(cli.run.ignore, ["*.log"]);
+        assert!(cli.run.no_poll);
+        let err = Cli::try_parse_from(["cargo-hot", "--poll", "--no-poll"]).unwrap_err();
+        assert!(err.to_string().contains("--no-poll"), "{err}");
     }
 
     #[test]

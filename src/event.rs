@@ -146,6 +146,11 @@ pub enum Event {
         /// The round in one line, as printed.
         summary: String,
     },
+    /// `p` paused watching (changes are kept, nothing is built), or resumed it (what changed
+    /// meanwhile is built now).
+    WatchingPaused {
+        paused: bool,
+    },
     /// cargo hot is exiting.
     Quit {
         reason: String,

@@ -141,7 +141,7 @@ impl Options {
             poll: watch.poll,
             ignore: watch.ignore.clone(),
             config_file: watch
-                .config
+                .hot_config
                 .as_ref()
                 .map(|f| crate::workspace::normalize(&cwd.join(f))),
             postpone: watch.postpone,
@@ -336,7 +336,11 @@ impl Summary {
                 // rustc's closing lines repeat what it already said.
                 let summary_line = text.starts_with("aborting due to")
                     || (text.ends_with(" emitted") && text.contains("warning"));
-                let rendered = msg.message.rendered.clone().unwrap_or_else(|| text.to_string());
+                let rendered = msg
+                    .message
+                    .rendered
+                    .clone()
+                    .unwrap_or_else(|| text.to_string());
                 if !self.seen.insert((package.clone(), rendered)) {
                     return Shown::Nothing;
                 }
@@ -601,6 +605,7 @@ mod tests {
                 verbosity: crate::config::Verbosity::Normal,
                 color: false,
                 keys: false,
+                alerts: Default::default(),
             },
             config_file: None,
             debounce: None,

@@ -55,6 +55,8 @@ pub struct Layer {
     pub ignore: Vec<String>,
     /// `env-file`: a dotenv file every target reads; absolute.
     pub env_file: Option<PathBuf>,
+    /// `clear`: clear the screen before each build.
+    pub clear: Option<bool>,
     /// By the name as written: a bin name or `package/bin`.
     pub targets: BTreeMap<String, TargetLayer>,
     pub watch: Vec<WatchEntry>,
@@ -126,6 +128,7 @@ pub(super) const TOP_KEYS: &[&str] = &[
     "poll",
     "ignore",
     "env-file",
+    "clear",
     "targets",
     "watch",
     "before-build",
@@ -200,6 +203,10 @@ pub fn parse(value: &Value, source: &Source) -> Result<Layer> {
             }
             "ignore" => layer.ignore = ctx.strings(value, &path)?,
             "env-file" => layer.env_file = Some(ctx.path(value, &path)?),
+            "clear" => match value {
+                Value::Bool(b) => layer.clear = Some(*b),
+                other => return Err(ctx.expected(&path, "true or false", other)),
+            },
             "before-build" | "after-build" | "before-start" => {
                 let (stage, hook) = ctx.hook(key, value, &path)?;
                 layer.hooks.set(stage, hook);

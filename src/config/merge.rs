@@ -27,6 +27,8 @@ pub struct HotConfig {
     pub ignore: Vec<String>,
     /// `env-file`: read for every target.
     pub env_file: Option<PathBuf>,
+    /// `clear`: clear the screen before each build.
+    pub clear: Option<bool>,
     pub targets: BTreeMap<TargetId, TargetLayer>,
     /// With `targets` resolved to ids (empty: the owning package's targets).
     pub watch: Vec<(WatchEntry, Vec<TargetId>)>,
@@ -88,6 +90,7 @@ pub fn merge(layers: &[(Layer, Source)], runnable: &[TargetId]) -> Result<HotCon
         merged.debounce = layer.debounce.or(merged.debounce);
         merged.poll = layer.poll.or(merged.poll);
         merged.ignore.extend(layer.ignore.iter().cloned());
+        merged.clear = layer.clear.or(merged.clear);
         if layer.env_file.is_some() {
             merged.env_file.clone_from(&layer.env_file);
         }

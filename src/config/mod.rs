@@ -30,6 +30,7 @@ use crate::ready::{ReadyCheck, ReadySpec, SOCKET_GRACE};
 use crate::sockets::{target_matches, ListenSpec, Sockets};
 use crate::supervisor::{Handoff, JobPolicy, StopPolicy};
 use crate::ui::alerts::AlertOptions;
+use crate::watcher::WatchSpec;
 use crate::workspace::{normalize, MetadataRequest, Selection, TargetId, Workspace};
 
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(10);
@@ -43,6 +44,10 @@ pub struct RunConfig {
     pub selection: Selection,
     pub debounce: Duration,
     pub poll: Option<Duration>,
+    /// `--no-poll`: never poll, not even automatically.
+    pub native_only: bool,
+    /// `--watch DIR`: absolute directories watched besides the workspace.
+    pub extra_roots: Vec<PathBuf>,
     /// `--ignore` and the files' `ignore` globs, and `action = "ignore"` watch paths.
     pub ignore: Vec<String>,
     /// `--signal`, else the default; a target's `signal` key sits between the two.
@@ -85,6 +90,8 @@ struct Flags {
     env: Vec<(String, String)>,
     /// `--env-file`, absolute: replaces the configuration's top-level `env-file`.
     env_file: Option<PathBuf>,
+    /// `-c`.
+    clear: bool,
 }
 
 /// How cargo is invoked: shared by `cargo metadata` and `cargo build`.
@@ -207,6 +214,20 @@ impl RunConfig {
             .map(|text| ReadySpec::parse(text))
             .collect::<Result<Vec<_>>>()?;
         check_cargo_config(&args.cargo.config, cwd)?;
+        let extra_roots = args
+            .watch
+            .iter()
+            .map(|dir| {
+                let dir = normalize(&cwd.join(dir));
+                if !dir.is_dir() {
+                    bail!(
+                        "--watch {}: not a directory; --watch takes a directory to watch besides the workspace",
+                        dir.display()
+                    );
+                }
+                Ok(dir)
+            })
+            .collect::<Result<Vec<_>>>()?;
         let mut cargo = CargoOptions::resolve(&args.cargo, args.output.verbose, output.color, env);
         cargo.keep_going = args.keep_going;
         Ok(RunConfig {
@@ -214,6 +235,8 @@ impl RunConfig {
             selection: selection(&args.selection),
             debounce: args.debounce.unwrap_or(DEFAULT_DEBOUNCE),
             poll: args.poll,
+            native_only: args.no_poll,
+            extra_roots,
             ignore: args.ignore.clone(),
             stop_signal: signal.unwrap_or(DEFAULT_SIGNAL),
             stop_timeout: args.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT),
@@ -236,6 +259,7 @@ impl RunConfig {
                 listen,
                 env: args.env.clone(),
                 env_file: args.env_file.as_ref().map(|f| normalize(&cwd.join(f))),
+                clear: args.output.clear,
             },
             env_files: BTreeMap::new(),
         })
@@ -255,7 +279,11 @@ impl RunConfig {
             .debounce
             .or(hot.debounce)
             .unwrap_or(DEFAULT_DEBOUNCE);
-        self.poll = self.flags.poll.or(hot.poll.flatten());
+        self.poll = if self.native_only {
+            None
+        } else {
+            self.flags.poll.or(hot.poll.flatten())
+        };
         self.ignore = watch_ignores(&hot, workspace, &self.flags.ignore);
         for target in &targets {
             if let Some(dir) = hot.targets.get(target).and_then(|t| t.cwd.as_ref()) {
@@ -292,8 +320,48 @@ impl RunConfig {
                         .map(|f| (f, "a target's env-file")),
                 ),
         )?;
+        // `-c` wins; otherwise the configuration's `clear`.
+        self.output.alerts.clear = self.flags.clear || hot.clear == Some(true);
         self.hot = hot;
         Ok(targets)
+    }
+
+    /// What to watch: the workspace's packages, the `--watch` directories, and every env file
+    /// in use (even one `.gitignore` lists); never the target dir.
+    pub fn watch_spec(&self, workspace: &Workspace) -> WatchSpec {
+        let mut roots = workspace.watch_roots();
+        roots.extend(self.extra_roots.iter().cloned());
+        let keep: Vec<PathBuf> = self.env_files.keys().cloned().collect();
+        for file in &keep {
+            match file.parent() {
+                Some(dir) if !roots.iter().any(|r| dir.starts_with(r)) => roots.push(dir.into()),
+                _ => {}
+            }
+        }
+        WatchSpec {
+            roots,
+            always_ignore: vec![workspace.target_dir().to_path_buf()],
+            extra_ignores: self.ignore.clone(),
+            poll: self.poll,
+            native_only: self.native_only,
+            keep,
+        }
+    }
+
+    /// Whether `path` is an env file some target reads: a change to it restarts them.
+    pub fn is_env_file(&self, path: &Path) -> bool {
+        self.env_files.contains_key(path)
+    }
+
+    /// The `--watch` directory `path` is under, if any (and not under the workspace's own).
+    pub fn extra_root_of(&self, path: &Path, workspace: &Workspace) -> Option<&Path> {
+        if workspace.watch_roots().iter().any(|r| path.starts_with(r)) {
+            return None;
+        }
+        self.extra_roots
+            .iter()
+            .find(|r| path.starts_with(r))
+            .map(PathBuf::as_path)
     }
 
     /// The env files `target` reads, in order (later ones win): the `--env-file` (else the

@@ -22,6 +22,8 @@ use crate::watcher::{ChangeKind, PathChange};
 use crate::workspace::testutil::{bin_id, TestWs, WsBuilder};
 use crate::workspace::TargetId;
 
+mod controls;
+
 const MS: Duration = Duration::from_millis(1);
 
 /// core ← web ← api (bin api); core ← worker (bin worker); docs (no package).
@@ -70,6 +72,8 @@ struct Setup {
     hooks: Vec<(Option<TargetId>, Stage, &'static str)>,
     /// `--listen` for api: it then overlaps, with a readiness check.
     listen_api: bool,
+    /// Changes the configuration before the session starts.
+    configure: Option<fn(&mut RunConfig, &TestWs)>,
 }
 
 fn run_harness(setup: Setup) -> Harness<Swap> {
@@ -105,6 +109,9 @@ fn run_harness(setup: Setup) -> Harness<Swap> {
             .ready
             .push(crate::ready::ReadySpec::parse("api=notify").unwrap());
     }
+    if let Some(configure) = setup.configure {
+        configure(&mut config, &ws);
+    }
     let mut cx = Ctx::new(ws.workspace(), 10 * MS, false);
     let mut swap = Swap::new(config, vec![api(), worker()], sockets, false, &mut cx);
     let now = Instant::now();
@@ -127,6 +134,7 @@ fn empty_layer() -> TargetLayer {
     TargetLayer {
         args: None,
         env: Default::default(),
+        env_file: None,
         cwd: None,
         listen: None,
         ready: None,
@@ -847,6 +855,7 @@ fn rounds_harness(postpone: bool) -> Harness<Rounds> {
             verbosity: crate::config::Verbosity::Normal,
             color: false,
             keys: false,
+            alerts: Default::default(),
         },
         debounce: None,
         poll: None,

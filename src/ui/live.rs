@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
-use super::keys::HELP;
+use super::keys::HINT;
 use super::status::{build_line, target_line, Board};
 
 const UPTIME_TICK: Duration = Duration::from_secs(1);
@@ -28,6 +28,8 @@ pub struct Live {
     build: Option<ProgressBar>,
     footer: Option<ProgressBar>,
     color: bool,
+    /// Target lines start with their number, which the keys `1`-`9` name.
+    numbered: bool,
 }
 
 impl Live {
@@ -36,12 +38,12 @@ impl Live {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(20));
         let footer = keys.then(|| {
             let hint = if color {
-                console::style(format!("  {HELP}"))
+                console::style(format!("  {HINT}"))
                     .dim()
                     .force_styling(true)
                     .to_string()
             } else {
-                format!("  {HELP}")
+                format!("  {HINT}")
             };
             let bar = multi.add(ProgressBar::new(0));
             bar.set_style(line_style(move |_, width| {
@@ -56,6 +58,7 @@ impl Live {
             board: Arc::new(Mutex::new(Board::default())),
             bars: Vec::new(),
             build: None,
+            numbered: footer.is_some(),
             footer,
             color,
         }
@@ -114,15 +117,20 @@ impl Live {
             let index = self.bars.len();
             let board = self.board.clone();
             let color = self.color;
+            let numbered = self.numbered && index < 9;
             let bar = ProgressBar::new(0);
             bar.set_style(line_style(move |_, width| {
                 let board = lock(&board);
                 let name_width = board.targets.iter().map(|t| t.name.len()).max();
-                match board.targets.get(index) {
+                let line = match board.targets.get(index) {
                     Some(view) => {
                         target_line(view, name_width.unwrap_or(0), Instant::now(), width, color)
                     }
                     None => String::new(),
+                };
+                match line.strip_prefix("  ") {
+                    Some(rest) if numbered => format!("{} {rest}", index + 1),
+                    _ => line,
                 }
             }));
             let bar = self.insert_above_build(bar);

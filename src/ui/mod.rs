@@ -215,6 +215,8 @@ impl Ui {
             Key::Quit => live.println(&self.lines.note("Quitting", "(q)")),
             Key::Clear => live.clear_screen(),
             Key::Help => live.println(&self.lines.note("Keys", keys::HELP)),
+            // The engine's events say what these did.
+            Key::Restart(_) | Key::StopStart(_) | Key::Pause => {}
         }
     }
 

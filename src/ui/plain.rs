@@ -252,6 +252,14 @@ impl Lines {
             }
             Event::Warning { message } => ("warning:", Tone::Warn, message.clone()),
             Event::Error { message } => ("error:", Tone::Bad, message.clone()),
+            Event::WatchingPaused { paused: true } => (
+                "Paused",
+                Tone::Warn,
+                "watching (p): changes wait until p resumes".to_string(),
+            ),
+            Event::WatchingPaused { paused: false } => {
+                ("Resumed", Tone::Good, "watching (p)".to_string())
+            }
             Event::Quit { reason } => ("Done", Tone::Dim, reason.clone()),
             // A command echo, as `make` prints it: one unpadded line per cargo command.
             Event::RoundStarted { commands, .. } => {
