@@ -66,7 +66,7 @@ pub const HELP: &str = "r rebuild + restart all · 1-9 restart that target · s 
 
 /// The footer: the keys a user needs most.
 pub const HINT: &str =
-    "r rebuild all · 1-9 restart one · s1-9 stop/start · p pause · q quit · ? help";
+    "r rebuild + restart all · 1-9 restart one · s1-9 stop/start · p pause · q quit · ? help";
 
 /// Starts the reader thread. It ends at EOF or once the engine stops listening; a read that
 /// blocks forever at exit is fine, the process is going away.

@@ -440,3 +440,101 @@ fn env_flags_and_env_files_reach_the_targets() {
     assert!(!out.status.success());
     assert!(stderr.contains("missing.env (--env-file)"), "{stderr}");
 }
+
+#[test]
+fn a_watch_directory_restarts_the_targets_and_keeps_the_ignore_rules() {
+    let ws = Workspace::new();
+    let assets = tempfile::tempdir().unwrap();
+    let dir = assets.path().to_str().unwrap();
+    let mut hot = ws.hot(&["-p", "api", "-w", dir, "-i", "*.tmp", "--", "--port", "0"]);
+    let first = hot.started("api");
+    let mark = hot.mark();
+    std::fs::write(assets.path().join("scratch.tmp"), "ignored").unwrap();
+    std::fs::write(assets.path().join("logo.svg"), "<svg/>").unwrap();
+    let change = hot.wait_event("change", EVENT_TIMEOUT, |_| true);
+    let paths = change["paths"].to_string();
+    assert!(
+        paths.contains("logo.svg") && !paths.contains("scratch.tmp"),
+        "{change}"
+    );
+    let stopping = hot.wait_event("stopping", EVENT_TIMEOUT, |e| e["pid"] == first);
+    assert!(
+        stopping["reason"].as_str().unwrap().contains("--watch"),
+        "{stopping}"
+    );
+    let second = hot.started("api");
+    assert_ne!(first, second);
+    assert!(
+        !hot.since(mark)
+            .iter()
+            .any(|e| e["event"] == "build-started"),
+        "no build for a file outside the workspace:\n{}",
+        hot.history()
+    );
+}
+
+#[test]
+fn an_env_file_change_restarts_the_target_with_the_new_value_and_no_build() {
+    let ws = Workspace::new();
+    // Listed in .gitignore, as env files usually are: it is watched all the same.
+    ws.write(".gitignore", "/target\n.env\n");
+    ws.write(".env", "GREETING=one\n");
+    let mut hot = ws.hot(&["-p", "api", "--env-file", ".env", "--", "--port", "0"]);
+    let first = hot.started("api");
+    assert_eq!(environ(first, "GREETING").as_deref(), Some("one"));
+    let mark = hot.mark();
+    ws.write(".env", "GREETING=two\n");
+    let second = hot.started("api");
+    assert_eq!(environ(second, "GREETING").as_deref(), Some("two"));
+    assert!(
+        !hot.since(mark)
+            .iter()
+            .any(|e| e["event"] == "build-started"),
+        "{}",
+        hot.history()
+    );
+}
+
+#[test]
+fn polling_is_automatic_on_a_file_system_without_events_unless_no_poll() {
+    let ws = Workspace::new();
+    let fake = [("CARGO_HOT_TEST_FS_TYPE", "9p")];
+    let mut hot = ws.hot_with_env(&["-p", "api", "--", "--port", "0"], &fake);
+    let watching = hot.wait_event("watching", EVENT_TIMEOUT, |_| true);
+    assert_eq!(watching["mode"], "polling every 500ms");
+    let warning = hot.wait_event("warning", EVENT_TIMEOUT, |_| true);
+    assert!(
+        warning["message"].as_str().unwrap().contains("is on 9p"),
+        "{warning}"
+    );
+    // Polling notices changes: a build follows an edit.
+    hot.started("api");
+    ws.replace("core/src/lib.rs", "\"v1\"", "\"v2\"");
+    hot.wait_event("build-started", EVENT_TIMEOUT, |_| true);
+    drop(hot);
+
+    // --no-poll beats both the automatic choice and `poll = true` in the configuration.
+    let manifest = ws.read("Cargo.toml");
+    ws.write(
+        "Cargo.toml",
+        &format!("{manifest}\n[workspace.metadata.hot]\npoll = true\n"),
+    );
+    let mut hot = ws.hot_with_env(&["-p", "api", "--no-poll", "--", "--port", "0"], &fake);
+    let watching = hot.wait_event("watching", EVENT_TIMEOUT, |_| true);
+    assert_eq!(watching["mode"], "native", "{}", hot.history());
+    hot.started("api");
+    assert!(!hot.history().contains("\"warning\""), "{}", hot.history());
+}
+
+#[test]
+fn clear_from_the_configuration_clears_before_each_build() {
+    let ws = Workspace::new();
+    let manifest = ws.read("Cargo.toml");
+    ws.write(
+        "Cargo.toml",
+        &format!("{manifest}\n[workspace.metadata.hot]\nclear = true\n"),
+    );
+    let mut hot = Plain::start(&ws, &["-p", "api", "--", "--port", "0"]);
+    let out = hot.wait_for("Started", 1).to_string();
+    assert!(out.contains("\x1b[2J\x1b[3J\x1b[H    Building"), "{out:?}");
+}
