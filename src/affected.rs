@@ -51,7 +51,7 @@ pub fn report_schema() -> schemars::Schema {
 
 pub fn run(args: &AffectedArgs, env: &Env, cwd: &Path) -> Result<i32> {
     config::check_cargo_config(&args.cargo.config, cwd)?;
-    let cargo = CargoOptions::resolve(&args.cargo, 0, false, env);
+    let cargo = CargoOptions::resolve(&args.cargo.to_cargo_args(), 0, false, env);
     let workspace = workspace::load(&cargo.metadata_request(cwd))?;
     let mut selection = config::selection(&args.selection);
     if selection == Selection::default() {

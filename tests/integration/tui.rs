@@ -380,7 +380,11 @@ fn numbers_restart_one_target_s_stops_and_starts_it_p_pauses_watching() {
     });
     assert_eq!(pid(&screen, "api").unwrap(), api);
     assert!(screen.contains("restart requested (2)"), "{screen}");
-    assert_eq!(screen.matches("Building api").count(), 1, "no build: {screen}");
+    assert_eq!(
+        screen.matches("Building api").count(),
+        1,
+        "no build: {screen}"
+    );
 
     // `s` `1`: api stops and stays stopped; `s` `1` again starts it.
     tmux.keys(&["s", "1"]);
