@@ -207,11 +207,15 @@ pub struct RunArgs {
 
     /// Read cargo hot's configuration from this TOML file too: the shape of
     /// `[workspace.metadata.hot]` at its top level. Its keys beat the manifests'; flags beat it.
-    #[arg(long = "hot-config", value_name = "FILE")]
+    #[arg(
+        long = "hot-config",
+        value_name = "FILE",
+        help_heading = "Configuration"
+    )]
     pub hot_config: Option<PathBuf>,
 
-    /// Build with `--keep-going`: build as many targets as possible when one fails, so the
-    /// ones that built are restarted.
+    /// Build with cargo's --keep-going: when one target fails to build, cargo goes on with
+    /// the others and shows all their errors (a failed build still restarts nothing).
     #[arg(long, help_heading = "Cargo options")]
     pub keep_going: bool,
 
@@ -251,7 +255,8 @@ pub struct RunArgs {
     )]
     pub watch: Vec<PathBuf>,
 
-    /// Signal that asks a target to stop (name or number) [default: SIGTERM].
+    /// Signal that asks a target to stop: any the platform has, as `USR1`, `SIGUSR1` or a
+    /// number [default: SIGTERM].
     #[arg(long, value_name = "SIGNAL", help_heading = "Processes")]
     pub signal: Option<String>,
     /// How long a target may take to stop before it is killed [default: 5s].

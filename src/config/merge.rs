@@ -213,6 +213,8 @@ pub struct WatchPlan {
     pub rebuild: BTreeSet<TargetId>,
     /// Paths a `restart` entry took: they are not a reason to build.
     pub handled: Vec<PathBuf>,
+    /// Every path some entry decided for (`restart` or `rebuild`).
+    pub matched: Vec<PathBuf>,
     /// A path an entry matched, with no `targets` and no selected target in its package.
     pub unassigned: Vec<(String, PathBuf)>,
 }
@@ -236,10 +238,10 @@ impl HotConfig {
             .collect();
         for path in paths {
             let hit = entries.iter().find(|(entry, _, globs)| {
-                path.strip_prefix(&entry.base)
-                    .is_ok_and(|rel| globs.is_match(rel))
+                relative_to(path, &entry.base).is_some_and(|rel| globs.is_match(rel))
             });
             let Some((entry, ids, _)) = hit else { continue };
+            plan.matched.push(path.clone());
             let wanted = if ids.is_empty() {
                 owner_targets(path)
             } else {
@@ -265,6 +267,28 @@ impl HotConfig {
         plan.restart.retain(|t| !plan.rebuild.contains(t));
         plan
     }
+}
+
+/// `path` relative to `base`, climbing out of it with `..` when it is elsewhere (a `--watch`
+/// directory beside the workspace: `../assets/logo.svg`).
+fn relative_to(path: &Path, base: &Path) -> Option<PathBuf> {
+    if let Ok(inside) = path.strip_prefix(base) {
+        return Some(inside.to_path_buf());
+    }
+    let common = path
+        .components()
+        .zip(base.components())
+        .take_while(|(a, b)| a == b)
+        .count();
+    if common == 0 {
+        return None;
+    }
+    let mut rel = PathBuf::new();
+    for _ in base.components().skip(common) {
+        rel.push("..");
+    }
+    rel.extend(path.components().skip(common));
+    Some(rel)
 }
 
 /// The entry's globs; they were checked when the configuration was parsed.
@@ -574,5 +598,29 @@ mod watch_tests {
                 PathBuf::from("/ws/assets/logo.svg")
             )]
         );
+    }
+
+    #[test]
+    fn entries_reach_directories_beside_the_workspace() {
+        assert_eq!(
+            relative_to(Path::new("/shared/theme.css"), Path::new("/ws/api")),
+            Some(PathBuf::from("../../shared/theme.css"))
+        );
+        let config = HotConfig {
+            watch: vec![(
+                entry(&["../shared/*.css"], "/ws", file::WatchAction::Rebuild),
+                vec![id("api")],
+            )],
+            ..HotConfig::default()
+        };
+        let paths = [
+            PathBuf::from("/shared/theme.css"),
+            PathBuf::from("/shared/x.js"),
+        ];
+        let plan = config.watch_plan(&paths, owner, &[id("api")]);
+        assert_eq!(plan.rebuild, [id("api")].into());
+        assert_eq!(plan.matched, [PathBuf::from("/shared/theme.css")]);
+        let plan = config.watch_plan(&paths[1..], owner, &[id("api")]);
+        assert!(plan.rebuild.is_empty());
     }
 }

@@ -67,17 +67,19 @@ impl Swap {
     }
 
     /// Takes out of `paths` those under a `--watch` directory and restarts every target for
-    /// them (no cargo call: nothing in there is part of a build); returns the rest.
+    /// them (no cargo call: nothing in there is part of a build), unless a `watch` entry
+    /// already decided for them (`matched`); returns the rest.
     pub(super) fn restart_for_extra_roots(
         &mut self,
         cx: &mut Ctx,
         paths: Vec<PathBuf>,
+        matched: &[PathBuf],
         now: Instant,
     ) -> Vec<PathBuf> {
         let (extra, rest): (Vec<PathBuf>, Vec<PathBuf>) = paths
             .into_iter()
             .partition(|p| self.config.extra_root_of(p, &cx.workspace).is_some());
-        if !extra.is_empty() {
+        if extra.iter().any(|p| !matched.contains(p)) {
             let targets: Vec<TargetId> = self
                 .targets
                 .iter()

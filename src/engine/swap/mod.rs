@@ -520,7 +520,7 @@ impl Workload for Swap {
             .into_iter()
             .filter(|p| !plan.handled.contains(p))
             .collect();
-        let paths = self.restart_for_extra_roots(cx, paths, now);
+        let paths = self.restart_for_extra_roots(cx, paths, &plan.matched, now);
         if paths.is_empty() {
             if plan.rebuild.is_empty() {
                 self.changed.clear();
