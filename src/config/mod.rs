@@ -137,6 +137,8 @@ pub struct OutputConfig {
     pub keys: bool,
     /// `--clear`, `--bell`, `--notify`.
     pub alerts: AlertOptions,
+    /// The keys that restart, stop and start one target apply (`run`; not `test|check|clippy`).
+    pub target_keys: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -747,6 +749,7 @@ impl OutputConfig {
                 bell: args.bell,
                 notify: args.notify,
             },
+            target_keys: true,
         })
     }
 }

@@ -856,6 +856,7 @@ fn rounds_harness(postpone: bool) -> Harness<Rounds> {
             color: false,
             keys: false,
             alerts: Default::default(),
+            target_keys: true,
         },
         debounce: None,
         poll: None,

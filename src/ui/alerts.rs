@@ -43,38 +43,43 @@ impl Alerts {
         }
     }
 
-    /// The alerts `event` calls for, to perform before it is shown.
+    /// The alerts `event` calls for, to perform before it is shown. A round of
+    /// `test|check|clippy` counts as a build.
     pub fn on_event(&mut self, event: &Event) -> Vec<Alert> {
         let mut alerts = Vec::new();
-        match event {
-            Event::BuildStarted { .. } if self.options.clear => alerts.push(Alert::ClearScreen),
-            Event::BuildFinished {
-                ok: false, targets, ..
-            } => {
-                if self.options.bell {
-                    alerts.push(Alert::Bell);
+        let (ok, failed, fixed) = match event {
+            Event::BuildStarted { .. } | Event::RoundStarted { .. } => {
+                if self.options.clear {
+                    alerts.push(Alert::ClearScreen);
                 }
-                if self.options.notify && !self.failing {
-                    alerts.push(Alert::Notify {
-                        summary: "cargo hot: build failed".into(),
-                        body: format!("{}: the running processes keep running", targets.join(", ")),
-                    });
-                }
-                self.failing = true;
+                return alerts;
             }
-            Event::BuildFinished {
-                ok: true, targets, ..
-            } => {
-                if self.options.notify && self.failing {
-                    alerts.push(Alert::Notify {
-                        summary: "cargo hot: build fixed".into(),
-                        body: format!("{} built again", targets.join(", ")),
-                    });
-                }
-                self.failing = false;
+            Event::BuildFinished { ok, targets, .. } => {
+                let targets = targets.join(", ");
+                (
+                    *ok,
+                    format!("{targets}: the running processes keep running"),
+                    format!("{targets} built again"),
+                )
             }
-            _ => {}
+            Event::RoundFinished { ok, summary, .. } => (*ok, summary.clone(), summary.clone()),
+            _ => return alerts,
+        };
+        if !ok && self.options.bell {
+            alerts.push(Alert::Bell);
         }
+        // One notification when it breaks and one when it is fixed, not one per save.
+        if self.options.notify && self.failing == ok {
+            alerts.push(Alert::Notify {
+                summary: if ok {
+                    "cargo hot: build fixed".into()
+                } else {
+                    "cargo hot: build failed".into()
+                },
+                body: if ok { fixed } else { failed },
+            });
+        }
+        self.failing = !ok;
         alerts
     }
 }
@@ -215,5 +220,39 @@ mod tests {
             "{fixed:?}"
         );
         assert!(alerts.on_event(&finished(true)).is_empty());
+    }
+
+    #[test]
+    fn rounds_of_test_check_clippy_count_as_builds() {
+        let mut alerts = Alerts::new(AlertOptions {
+            clear: true,
+            bell: true,
+            notify: true,
+        });
+        let started = Event::RoundStarted {
+            tool: "test".into(),
+            packages: vec!["api".into()],
+            commands: Vec::new(),
+        };
+        assert_eq!(alerts.on_event(&started), [Alert::ClearScreen]);
+        let round = |ok| Event::RoundFinished {
+            tool: "test".into(),
+            ok,
+            duration_ms: 5,
+            packages: Vec::new(),
+            passed: 1,
+            failed: u32::from(!ok) as usize,
+            failures: Vec::new(),
+            errors: 0,
+            warnings: 0,
+            summary: "tested api".into(),
+        };
+        let failed = alerts.on_event(&round(false));
+        assert_eq!(failed[0], Alert::Bell);
+        assert!(matches!(&failed[1], Alert::Notify { body, .. } if body == "tested api"));
+        assert!(matches!(
+            &alerts.on_event(&round(true))[..],
+            [Alert::Notify { .. }]
+        ));
     }
 }

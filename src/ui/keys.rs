@@ -64,6 +64,9 @@ impl KeyParser {
 /// What `?` prints.
 pub const HELP: &str = "r rebuild + restart all · 1-9 restart that target · s then 1-9 stop/start it · p pause/resume watching · c clear · q quit · ? this help";
 
+/// What `?` prints for `test|check|clippy`, which have no targets to restart.
+pub const ROUNDS_HELP: &str = "p pause/resume watching · c clear · q quit · ? this help";
+
 /// The footer: the keys a user needs most.
 pub const HINT: &str =
     "r rebuild + restart all · 1-9 restart one · s1-9 stop/start · p pause · q quit · ? help";

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
-use super::keys::HINT;
 use super::status::{build_line, target_line, Board};
 
 const UPTIME_TICK: Duration = Duration::from_secs(1);
@@ -33,17 +32,18 @@ pub struct Live {
 }
 
 impl Live {
-    pub fn new(color: bool, keys: bool) -> Live {
+    /// `hint`: the key hint for the footer, when keys are read.
+    pub fn new(color: bool, hint: Option<&'static str>) -> Live {
         // 20 redraws a second at most: smooth enough, and cheap on a loaded machine.
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(20));
-        let footer = keys.then(|| {
+        let footer = hint.map(|hint| {
             let hint = if color {
-                console::style(format!("  {HINT}"))
+                console::style(format!("  {hint}"))
                     .dim()
                     .force_styling(true)
                     .to_string()
             } else {
-                format!("  {HINT}")
+                format!("  {hint}")
             };
             let bar = multi.add(ProgressBar::new(0));
             bar.set_style(line_style(move |_, width| {
@@ -58,7 +58,7 @@ impl Live {
             board: Arc::new(Mutex::new(Board::default())),
             bars: Vec::new(),
             build: None,
-            numbered: footer.is_some(),
+            numbered: hint == Some(super::keys::HINT),
             footer,
             color,
         }

@@ -83,7 +83,15 @@ impl Ui {
     pub fn new(config: OutputConfig) -> Ui {
         let (live, terminal) = if config.format == OutputFormat::Live {
             let terminal = terminal::enter(config.keys);
-            (Some(Live::new(config.color, terminal.keys)), Some(terminal))
+            let hint = if config.target_keys {
+                keys::HINT
+            } else {
+                keys::ROUNDS_HELP
+            };
+            (
+                Some(Live::new(config.color, terminal.keys.then_some(hint))),
+                Some(terminal),
+            )
         } else {
             (None, None)
         };
@@ -214,7 +222,14 @@ impl Ui {
             Key::RebuildAll => live.println(&self.lines.note("Rebuilding", "all targets (r)")),
             Key::Quit => live.println(&self.lines.note("Quitting", "(q)")),
             Key::Clear => live.clear_screen(),
-            Key::Help => live.println(&self.lines.note("Keys", keys::HELP)),
+            Key::Help => {
+                let help = if self.config.target_keys {
+                    keys::HELP
+                } else {
+                    keys::ROUNDS_HELP
+                };
+                live.println(&self.lines.note("Keys", help));
+            }
             // The engine's events say what these did.
             Key::Restart(_) | Key::StopStart(_) | Key::Pause => {}
         }

@@ -260,11 +260,17 @@ struct Plain {
 
 impl Plain {
     fn start(ws: &Workspace, args: &[&str]) -> Plain {
+        let mut argv = vec!["--plain"];
+        argv.extend_from_slice(args);
+        Plain::start_argv(ws, &argv)
+    }
+
+    /// `cargo-hot hot ARGV`, where ARGV must ask for `--plain` itself.
+    fn start_argv(ws: &Workspace, argv: &[&str]) -> Plain {
         use std::io::Read;
         let mut child = Command::new(env!("CARGO_BIN_EXE_cargo-hot"))
             .arg("hot")
-            .arg("--plain")
-            .args(args)
+            .args(argv)
             .current_dir(ws.root())
             .env_remove("CARGO_TARGET_DIR")
             .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
@@ -537,4 +543,14 @@ fn clear_from_the_configuration_clears_before_each_build() {
     let mut hot = Plain::start(&ws, &["-p", "api", "--", "--port", "0"]);
     let out = hot.wait_for("Started", 1).to_string();
     assert!(out.contains("\x1b[2J\x1b[3J\x1b[H    Building"), "{out:?}");
+}
+
+#[test]
+fn check_rings_the_bell_on_a_failed_round() {
+    let ws = Workspace::new();
+    let mut hot = Plain::start_argv(&ws, &["check", "--plain", "--bell", "-p", "core"]);
+    hot.wait_for("ok: checked", 1);
+    ws.replace("core/src/lib.rs", "pub const VERSION", BROKEN);
+    let out = hot.wait_for("\x07", 1).to_string();
+    assert!(out.contains("FAILED"), "{out:?}");
 }
