@@ -5,11 +5,11 @@
 //! `--ready`; the engine turns it into a probe when a process starts and tells the supervisor
 //! when the probe succeeds. Deadlines (`delay:` and the ready timeout) are the engine's; this
 //! module owns parsing the specs, the polling threads of `tcp:` and `http:` probes, and the
-//! `NOTIFY_SOCKET` that `notify` targets report `READY=1` to (the sd_notify protocol).
+//! `NOTIFY_SOCKET`s that `notify` targets report `READY=1` to (the sd_notify protocol; one
+//! socket per run, see `ready/unix.rs`; refused on Windows, see `ready/windows.rs`).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +17,18 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use crossbeam_channel::Sender;
 use regex::Regex;
+
+// The `NOTIFY_SOCKET` side: Unix datagram sockets, which Windows lacks.
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+use unix as sys;
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+use windows as sys;
+
+pub use sys::NotifySocket;
 
 use crate::duration::parse_duration;
 use crate::process::ProcKey;
@@ -90,6 +102,7 @@ impl ReadySpec {
 
 fn parse_check(spec: &str) -> Result<ReadyCheck> {
     if spec == "notify" {
+        sys::notify_supported()?;
         return Ok(ReadyCheck::Notify);
     }
     if let Some(addr) = spec.strip_prefix("tcp:") {
@@ -179,10 +192,9 @@ impl ReadyCheck {
 /// What readiness threads tell the engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReadyMsg {
-    /// A `tcp:`/`http:` probe of the process with this key succeeded.
+    /// The check of the process with this key succeeded: a `tcp:`/`http:` probe answered, or
+    /// `READY=1` came on the run's own notify socket ([`NotifySocket::path_for`]).
     Probed(ProcKey),
-    /// A process sent `READY=1`; `pid` is the sender as the kernel saw it.
-    Notified { pid: u32 },
 }
 
 /// Stops a polling probe when dropped: the process exited, became ready, or was stopped.
@@ -260,166 +272,6 @@ fn parse_status_line(head: &[u8]) -> Option<u16> {
     parts.next()?.parse().ok()
 }
 
-/// The `NOTIFY_SOCKET` of this run: one datagram socket for every target, with `SO_PASSCRED`
-/// so the kernel tells us which process sent each message (as systemd does). Lives in a
-/// private directory under the temp dir, removed when cargo hot exits; a filesystem path
-/// rather than an abstract name because not every sd_notify client understands `@names`.
-#[cfg(target_os = "linux")]
-pub struct NotifySocket {
-    dir: PathBuf,
-    path: PathBuf,
-}
-
-#[cfg(target_os = "linux")]
-impl NotifySocket {
-    /// Binds the socket and starts the thread that forwards `READY=1` as [`ReadyMsg::Notified`].
-    pub fn start(tx: Sender<ReadyMsg>) -> Result<NotifySocket> {
-        use std::os::unix::fs::DirBuilderExt;
-        use std::os::unix::net::UnixDatagram;
-
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let temp = std::env::temp_dir();
-        remove_stale_notify_dirs(&temp);
-        let dir = temp.join(format!(
-            "{NOTIFY_DIR_PREFIX}{}-{stamp:x}",
-            std::process::id()
-        ));
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&dir)
-            .with_context(|| format!("failed to create {}", dir.display()))?;
-        let path = dir.join("notify");
-        let socket = UnixDatagram::bind(&path)
-            .with_context(|| format!("failed to bind the notify socket {}", path.display()))?;
-        pass_credentials(&socket)?;
-        std::thread::Builder::new()
-            .name("hot-notify".into())
-            .spawn(move || {
-                let mut buf = vec![0u8; 4096];
-                while let Ok((len, pid)) = recv_with_pid(&socket, &mut buf) {
-                    let text = String::from_utf8_lossy(&buf[..len]);
-                    let ready = text.lines().any(|l| l.trim() == "READY=1");
-                    if ready && tx.send(ReadyMsg::Notified { pid }).is_err() {
-                        return;
-                    }
-                }
-            })
-            .context("failed to start the notify thread")?;
-        Ok(NotifySocket { dir, path })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-#[cfg(target_os = "linux")]
-impl Drop for NotifySocket {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-#[cfg(target_os = "linux")]
-const NOTIFY_DIR_PREFIX: &str = "cargo-hot-notify-";
-
-/// A cargo hot that was SIGKILLed could not remove its notify directory; the next run does,
-/// for every directory of ours whose process is gone.
-#[cfg(target_os = "linux")]
-fn remove_stale_notify_dirs(temp: &Path) {
-    let Ok(entries) = std::fs::read_dir(temp) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(NOTIFY_DIR_PREFIX))
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|pid| pid.parse::<libc::pid_t>().ok())
-            .filter(|pid| *pid > 0)
-        else {
-            continue;
-        };
-        // SAFETY: kill with signal 0 only asks whether the process exists.
-        let gone = unsafe { libc::kill(pid, 0) } != 0
-            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
-        if gone {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
-}
-
-#[cfg(target_os = "linux")]
-fn pass_credentials(socket: &std::os::unix::net::UnixDatagram) -> Result<()> {
-    use std::os::fd::AsRawFd;
-    let on: libc::c_int = 1;
-    // SAFETY: setsockopt with a pointer to a live c_int of the size we pass.
-    let ret = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PASSCRED,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if ret != 0 {
-        return Err(std::io::Error::last_os_error()).context("failed to set SO_PASSCRED");
-    }
-    Ok(())
-}
-
-/// Receives one datagram and the sender's pid from its `SCM_CREDENTIALS` (the kernel fills
-/// them in for every sender once `SO_PASSCRED` is set; pid 0 if absent).
-#[cfg(target_os = "linux")]
-fn recv_with_pid(
-    socket: &std::os::unix::net::UnixDatagram,
-    buf: &mut [u8],
-) -> std::io::Result<(usize, u32)> {
-    use std::os::fd::AsRawFd;
-    // Room for one ucred control message, aligned as cmsghdr requires.
-    let mut control = [0u64; 8];
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    // SAFETY: zeroed msghdr is valid; the pointers below outlive the call.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&control) as _;
-    let len = loop {
-        // SAFETY: recvmsg with a msghdr whose buffers are live and correctly sized.
-        let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, 0) };
-        if n >= 0 {
-            break n as usize;
-        }
-        let err = std::io::Error::last_os_error();
-        if err.kind() != std::io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    };
-    let mut pid = 0;
-    // SAFETY: walking the control buffer the kernel just filled, with libc's own macros.
-    unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-        while !cmsg.is_null() {
-            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_CREDENTIALS
-            {
-                let cred: libc::ucred = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
-                pid = cred.pid as u32;
-            }
-            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
-        }
-    }
-    Ok((len, pid))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -430,6 +282,7 @@ mod tests {
 
     #[test]
     fn specs_parse() {
+        #[cfg(unix)]
         assert_eq!(check("notify"), ReadyCheck::Notify);
         assert_eq!(
             check("tcp:127.0.0.1:3000"),
@@ -462,7 +315,7 @@ mod tests {
 
     #[test]
     fn target_prefixes_and_equals_signs() {
-        let spec = ReadySpec::parse("api=notify").unwrap();
+        let spec = ReadySpec::parse("api=delay:1s").unwrap();
         assert_eq!(spec.target.as_deref(), Some("api"));
         let spec = ReadySpec::parse("log:ready=1").unwrap();
         assert_eq!(spec.target, None);
@@ -513,44 +366,5 @@ mod tests {
             ReadyMsg::Probed(7)
         );
         server.join().unwrap();
-    }
-
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn notify_reports_the_sender_pid() {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let socket = NotifySocket::start(tx).unwrap();
-        let path = socket.path().to_path_buf();
-        let client = std::os::unix::net::UnixDatagram::unbound().unwrap();
-        client.send_to(b"STATUS=warming up\n", &path).unwrap();
-        client.send_to(b"STATUS=done\nREADY=1\n", &path).unwrap();
-        assert_eq!(
-            rx.recv_timeout(Duration::from_secs(10)).unwrap(),
-            ReadyMsg::Notified {
-                pid: std::process::id()
-            }
-        );
-        let dir = path.parent().unwrap().to_path_buf();
-        drop(socket);
-        assert!(!dir.exists());
-    }
-
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn stale_notify_dirs_of_dead_processes_are_removed() {
-        let temp = tempfile::tempdir().unwrap();
-        // A pid that cannot exist (above the kernel's pid_max of 2^22) and our own.
-        let dead = temp.path().join(format!("{NOTIFY_DIR_PREFIX}4194305-1a"));
-        let alive = temp
-            .path()
-            .join(format!("{NOTIFY_DIR_PREFIX}{}-2b", std::process::id()));
-        let other = temp.path().join("cargo-hot-notify-notes");
-        for dir in [&dead, &alive, &other] {
-            std::fs::create_dir(dir).unwrap();
-        }
-        std::fs::write(dead.join("notify"), "").unwrap();
-        remove_stale_notify_dirs(temp.path());
-        assert!(!dead.exists());
-        assert!(alive.exists() && other.exists());
     }
 }

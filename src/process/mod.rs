@@ -8,7 +8,8 @@
 //! caller's event loop's business; it gets [`ProcEvent`]s and primitives.
 //!
 //! The portable vocabulary (events, specs, signals) lives here; everything
-//! that talks to the OS lives in a per-platform file (`unix.rs` today).
+//! that talks to the OS lives in a per-platform file, `unix.rs` (Linux, macOS)
+//! or `windows.rs` (Job Objects and console groups); this file only picks one.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -21,9 +22,17 @@ use crossbeam_channel::Sender;
 mod signal_names;
 #[cfg(unix)]
 mod unix;
-
 #[cfg(unix)]
-pub use unix::{process_group_of, reaper_main, signal_group, signal_pid, spawn, Reaper};
+use unix as sys;
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+use windows as sys;
+
+pub use sys::{
+    forward_signals, reaper_main, shell, signal_group, signal_pid, spawn, stderr_for_child,
+    RawSource, Reaper, SignalGuard, SHELL,
+};
 
 /// Caller-chosen identifier echoed back in every [`ProcEvent`] of a child.
 pub type ProcKey = u64;
@@ -111,8 +120,8 @@ pub struct Spawn {
     /// Placed in the child as fds 3, 4, … in this order, inheritable there;
     /// the originals stay open and untouched in cargo-hot. Sources should be
     /// fds ≥ 3: 0–2 already name the child's own stdio when they are placed.
-    #[cfg(unix)]
-    pub pass_fds: Vec<std::os::fd::RawFd>,
+    /// Must be empty on Windows, where [`spawn`] refuses it.
+    pub pass_fds: Vec<RawSource>,
     /// Set `LISTEN_PID` to the child's own pid (systemd socket activation).
     pub listen_pid: bool,
     /// Make the child lead a new process group (pgid == pid), so the whole
@@ -143,7 +152,6 @@ impl Spawn {
             stdin: Io::Inherit,
             stdout: Io::Inherit,
             stderr: Io::Inherit,
-            #[cfg(unix)]
             pass_fds: Vec::new(),
             listen_pid: false,
             own_group: false,
@@ -244,14 +252,17 @@ impl std::str::FromStr for Signal {
     fn from_str(s: &str) -> anyhow::Result<Signal> {
         let s = s.trim();
         if let Ok(n) = s.parse::<i32>() {
-            // 0 is not a signal but an existence probe.
+            // 0 is not a signal but an existence probe; the platform refuses what it cannot
+            // send (macOS stops at 31, Windows has only INT, TERM and KILL).
             if (1..=Signal::max()).contains(&n) {
+                sys::sendable(Signal(n))?;
                 return Ok(Signal(n));
             }
         } else {
             let upper = s.to_ascii_uppercase();
             let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
             if let Some(signal) = Signal::by_name(bare) {
+                sys::sendable(signal)?;
                 return Ok(signal);
             }
         }
@@ -451,7 +462,6 @@ mod tests {
             (Some(1), None, "exit status 1"),
             (None, Some(9), "killed by SIGKILL"),
             (None, Some(15), "killed by SIGTERM"),
-            (None, Some(libc::SIGUSR1), "killed by SIGUSR1"),
             (None, Some(99), "killed by signal 99"),
             (None, None, "unknown exit status"),
         ];
@@ -479,14 +489,8 @@ mod tests {
             ("term", Signal::TERM),
             (" SigInt ", Signal::INT),
             ("KILL", Signal::KILL),
-            ("SIGHUP", Signal::HUP),
-            ("quit", Signal::QUIT),
             ("15", Signal::TERM),
             ("9", Signal::KILL),
-            ("10", Signal(10)),
-            ("USR1", Signal(libc::SIGUSR1)),
-            ("SIGUSR2", Signal(libc::SIGUSR2)),
-            ("winch", Signal(libc::SIGWINCH)),
         ];
         for (input, want) in ok {
             assert_eq!(input.parse::<Signal>().unwrap(), want, "parsing {input:?}");
@@ -510,6 +514,42 @@ mod tests {
         }
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn unix_signals_beyond_the_portable_three_parse() {
+        let ok = [
+            ("SIGHUP", Signal::HUP),
+            ("quit", Signal::QUIT),
+            ("10", Signal(10)),
+            ("31", Signal(31)),
+            ("USR1", Signal(libc::SIGUSR1)),
+            ("SIGUSR2", Signal(libc::SIGUSR2)),
+            ("winch", Signal(libc::SIGWINCH)),
+        ];
+        for (input, want) in ok {
+            assert_eq!(input.parse::<Signal>().unwrap(), want, "parsing {input:?}");
+        }
+        let high = "40".parse::<Signal>();
+        if cfg!(target_os = "macos") {
+            let err = high.unwrap_err().to_string();
+            assert!(err.contains("macOS"), "{err}");
+        } else {
+            assert_eq!(high.unwrap(), Signal(40));
+        }
+    }
+
+    #[cfg(windows)]
+    #[test]
+    fn windows_refuses_what_it_cannot_send() {
+        for bad in ["SIGHUP", "quit", "10"] {
+            let err = bad.parse::<Signal>().unwrap_err().to_string();
+            assert!(
+                err.contains("cannot be sent on Windows") && err.contains("CTRL_BREAK_EVENT"),
+                "{bad:?}: {err}"
+            );
+        }
+    }
+
     #[test]
     fn signal_names() {
         assert_eq!(Signal::TERM.name(), "SIGTERM");
@@ -517,8 +557,19 @@ mod tests {
         assert_eq!(Signal::KILL.name(), "SIGKILL");
         assert_eq!(Signal::HUP.name(), "SIGHUP");
         assert_eq!(Signal::QUIT.name(), "SIGQUIT");
-        assert_eq!(Signal(libc::SIGUSR1).to_string(), "SIGUSR1");
         assert_eq!(Signal(99).to_string(), "signal 99");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn every_unix_signal_has_its_name() {
+        assert_eq!(Signal(libc::SIGUSR1).to_string(), "SIGUSR1");
+        assert_eq!(Signal(libc::SIGWINCH).name(), "SIGWINCH");
+        let exit = ExitInfo {
+            code: None,
+            signal: Some(libc::SIGUSR1),
+        };
+        assert_eq!(exit.to_string(), "killed by SIGUSR1");
     }
 
     #[cfg(target_os = "linux")]

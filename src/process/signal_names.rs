@@ -40,7 +40,7 @@ pub(super) fn name_of(signal: Signal) -> Option<String> {
     realtime_name(signal)
 }
 
-/// The highest signal number.
+/// The highest signal number a user may name (`sendable` refuses what the platform lacks).
 pub(super) fn max() -> i32 {
     #[cfg(target_os = "linux")]
     {
@@ -48,7 +48,7 @@ pub(super) fn max() -> i32 {
     }
     #[cfg(not(target_os = "linux"))]
     {
-        31
+        64
     }
 }
 

@@ -4,7 +4,7 @@
 //! [`Alerts::on_event`] decides (unit-tested, no I/O): clear the screen before each build,
 //! ring the bell when a build fails, notify when a build fails and when the next good build
 //! recovers from it. [`Notifier`] sends notifications through the desktop's notification
-//! service (`notify-rust`: D-Bus on Linux) on its own thread, so a slow or missing service
+//! service ([`super::desktop`]) on its own thread, so a slow or missing service
 //! never holds up a restart; without a service it says so once and is then quiet.
 
 use std::time::Duration;
@@ -104,13 +104,8 @@ impl Notifier {
             .name("notifications".into())
             .spawn(move || {
                 for (summary, body) in rx {
-                    let shown = notify_rust::Notification::new()
-                        .appname("cargo hot")
-                        .summary(&summary)
-                        .body(&body)
-                        .show();
-                    if let Err(error) = shown {
-                        let _ = fail_tx.send(error.to_string());
+                    if let Err(error) = super::desktop::show(&summary, &body) {
+                        let _ = fail_tx.send(error);
                         return;
                     }
                 }

@@ -16,6 +16,7 @@
 //! colour when several targets share the terminal.
 
 pub mod alerts;
+mod desktop;
 pub mod json;
 pub mod keys;
 pub mod live;
