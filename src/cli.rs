@@ -358,64 +358,28 @@ pub struct AffectedArgs {
     #[command(flatten)]
     pub selection: SelectionArgs,
 
+    /// Cargo's flags: they pick the graph (features), the profile whose dep-info earlier
+    /// builds left, and what `--check` runs.
     #[command(flatten)]
-    pub cargo: GraphArgs,
+    pub cargo: CargoArgs,
 
     /// Print one JSON document instead of text (its schema: `cargo hot schema affected`).
     #[arg(long)]
     pub json: bool,
 
+    /// Answer from the dependency graph alone, ignoring what earlier builds left in the
+    /// target dir: coarser, but the same on every machine.
+    #[arg(long, conflicts_with = "check")]
+    pub graph_only: bool,
+
+    /// Run `cargo check` on the selected targets first, so the answer has build knowledge
+    /// even without a warm target dir (CI).
+    #[arg(long)]
+    pub check: bool,
+
     /// Changed paths (relative to the current directory); read from stdin when none.
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
-}
-
-/// The cargo flags that change the dependency graph `affected` reads (no build happens, so
-/// the profile, jobs and target do not matter and are not offered).
-#[derive(Debug, Clone, Default, Args)]
-#[command(next_help_heading = "Cargo options")]
-pub struct GraphArgs {
-    /// Space or comma separated features to activate.
-    #[arg(short = 'F', long, value_name = "FEATURES")]
-    pub features: Vec<String>,
-    /// Activate all available features.
-    #[arg(long)]
-    pub all_features: bool,
-    /// Do not activate the `default` feature.
-    #[arg(long)]
-    pub no_default_features: bool,
-    /// Path to Cargo.toml.
-    #[arg(long, value_name = "PATH")]
-    pub manifest_path: Option<PathBuf>,
-    /// Assert that Cargo.lock will remain unchanged.
-    #[arg(long)]
-    pub locked: bool,
-    /// Run without accessing the network.
-    #[arg(long)]
-    pub offline: bool,
-    /// Equivalent to --locked and --offline.
-    #[arg(long)]
-    pub frozen: bool,
-    /// Override a cargo configuration value (cargo's own --config); repeatable.
-    #[arg(long = "config", value_name = "KEY=VALUE|PATH")]
-    pub config: Vec<String>,
-}
-
-impl GraphArgs {
-    /// As the full set of cargo flags, the rest unset.
-    pub fn to_cargo_args(&self) -> CargoArgs {
-        CargoArgs {
-            features: self.features.clone(),
-            all_features: self.all_features,
-            no_default_features: self.no_default_features,
-            manifest_path: self.manifest_path.clone(),
-            locked: self.locked,
-            offline: self.offline,
-            frozen: self.frozen,
-            config: self.config.clone(),
-            ..CargoArgs::default()
-        }
-    }
 }
 
 /// What `test`, `check` and `clippy` share: cargo's flags and how to watch.
@@ -674,25 +638,15 @@ mod tests {
     }
 
     #[test]
-    fn affected_offers_only_what_changes_the_graph() {
+    fn selection_help_fits_run_and_affected() {
         use clap::CommandFactory;
         let help = Cli::command()
             .find_subcommand_mut("affected")
             .unwrap()
             .render_long_help()
             .to_string();
-        for absent in ["--profile", "--release", "--jobs", "Package to run"] {
-            assert!(!help.contains(absent), "{absent} in:\n{help}");
-        }
-        assert!(Cli::try_parse_from(["cargo-hot", "affected", "-r"]).is_err());
-        match parse(&["cargo-hot", "affected", "-F", "x", "--config", "a=1"]).command {
-            Some(Command::Affected(a)) => {
-                let cargo = a.cargo.to_cargo_args();
-                assert_eq!(cargo.features, ["x"]);
-                assert_eq!(cargo.config, ["a=1"]);
-            }
-            other => panic!("expected affected, got {other:?}"),
-        }
+        assert!(!help.contains("Package to run"), "{help}");
+        assert!(help.contains("Package to select"), "{help}");
     }
 
     #[test]

@@ -299,6 +299,24 @@ impl Driver {
                     });
                 }
             }
+            Action::WatchExact(watches) => {
+                let paths = watches.iter().map(|w| w.path.clone()).collect();
+                match self.watcher.set_exact_paths(paths) {
+                    Ok(extra) => {
+                        for watch in watches.iter().filter(|w| extra.contains(&w.path)) {
+                            self.ui.emit(&Event::BuildScriptWatch {
+                                package: watch.package.clone(),
+                                path: watch.shown.clone(),
+                            });
+                        }
+                    }
+                    Err(error) => self.ui.emit(&Event::Warning {
+                        message: format!(
+                            "failed to watch the build scripts' rerun-if-changed paths: {error:#}"
+                        ),
+                    }),
+                }
+            }
             Action::StartNotifySocket => {
                 if self.notify.is_none() {
                     match ready::NotifySocket::start(self.ready_tx.clone()) {

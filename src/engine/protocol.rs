@@ -16,7 +16,7 @@ use crate::hooks::{Hook, Stage};
 use crate::process::{ExitInfo, ProcKey, Signal, Spawn, Stream};
 use crate::ui::Key;
 use crate::watcher::{ChangeKind, PathChange, WatchSpec};
-use crate::workspace::{BuildKnowledge, TargetId, Workspace};
+use crate::workspace::{BuildKnowledge, ScriptWatch, TargetId, Workspace};
 
 /// Something that happened.
 #[derive(Debug)]
@@ -142,6 +142,9 @@ pub enum Action {
     Reload,
     /// Watch this set instead.
     UpdateWatch(WatchSpec),
+    /// Watch exactly these build-script paths too, whatever the ignore rules say (replaces
+    /// the previous set); report the ones only this watch sees.
+    WatchExact(Vec<ScriptWatch>),
     /// A target needs the notify socket: start it if it is not running.
     StartNotifySocket,
     /// Flush the runner's stdout (a round's summary must follow its whole output).

@@ -20,7 +20,7 @@ use crate::sockets::{ListenAddr, ListenSpec};
 use crate::ui::Key;
 use crate::watcher::{ChangeKind, PathChange};
 use crate::workspace::testutil::{bin_id, TestWs, WsBuilder};
-use crate::workspace::TargetId;
+use crate::workspace::{BuildKnowledge, ScriptWatch, TargetId};
 
 mod controls;
 
@@ -277,6 +277,11 @@ impl Harness<Swap> {
     /// cargo builds every target of the running build; each gets executable `digest`
     /// (`None`: cargo found it fresh). Returns what staging is asked for.
     fn build_succeeds(&mut self, built: &[(&str, u64)]) -> Vec<Action> {
+        self.build_teaches(built, BuildKnowledge::default())
+    }
+
+    /// [`Harness::build_succeeds`], with what reading the build's outputs taught.
+    fn build_teaches(&mut self, built: &[(&str, u64)], knowledge: BuildKnowledge) -> Vec<Action> {
         let mut actions = Vec::new();
         for (name, _) in built {
             let artifact = serde_json::json!({
@@ -300,6 +305,7 @@ impl Harness<Swap> {
                 .iter()
                 .map(|(name, digest)| (bin_id(name, name), Ok(staged(name, *digest))))
                 .collect(),
+            knowledge,
             ..StageResult::default()
         };
         actions.extend(self.feed(Input::Staged(Box::new(result))));
@@ -965,4 +971,59 @@ fn quitting_a_round_waits_for_cargo() {
     let actions = h.cargo_exits(130);
     assert_eq!(exit_code(&actions), Some(0));
     assert!(round_started(&actions).is_none());
+}
+
+/// Knowledge of one run of `package`'s build script, which printed `output`.
+fn script_run(
+    h: &Harness<Swap>,
+    package: &str,
+    output: &str,
+) -> (tempfile::TempDir, BuildKnowledge) {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("build/x-0/out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    std::fs::write(dir.path().join("build/x-0/output"), output).unwrap();
+    let mut knowledge = BuildKnowledge::default();
+    knowledge
+        .record_build_script(&h.package_id(package), &h.ws.path(package), &out_dir)
+        .unwrap();
+    (dir, knowledge)
+}
+
+fn exact_watches(actions: &[Action]) -> Option<Vec<String>> {
+    actions.iter().find_map(|a| match a {
+        Action::WatchExact(watches) => Some(watches.iter().map(ScriptWatch::to_string).collect()),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_build_scripts_rerun_paths_are_watched_exactly_and_a_commit_rebuilds() {
+    let mut h = run_harness(Setup::default());
+    let (_dir, knowledge) = script_run(
+        &h,
+        "web",
+        "cargo:rerun-if-changed=build.rs\ncargo:rerun-if-changed=../.git/HEAD\n",
+    );
+    let actions = h.build_teaches(&[("api", 1), ("worker", 2)], knowledge);
+    assert_eq!(
+        exact_watches(&actions).unwrap(),
+        [
+            "build script of web watches .git/HEAD",
+            "build script of web watches web/build.rs"
+        ]
+    );
+    // The same paths again: nothing to change.
+    let actions = h.change("web/src/lib.rs");
+    assert!(build_started(&actions).is_some());
+    let (_dir, knowledge) = script_run(
+        &h,
+        "web",
+        "cargo:rerun-if-changed=build.rs\ncargo:rerun-if-changed=../.git/HEAD\n",
+    );
+    let actions = h.build_teaches(&[("api", 3)], knowledge);
+    assert_eq!(exact_watches(&actions), None);
+    // HEAD moves: the build script reruns, so its dependant is rebuilt.
+    let actions = h.change(".git/HEAD");
+    assert_eq!(build_started(&actions).unwrap(), ["api"]);
 }

@@ -250,6 +250,11 @@ impl Lines {
                     )
                 }
             }
+            Event::BuildScriptWatch { package, path } => (
+                "Watching",
+                Tone::Dim,
+                format!("build script of {package} watches {}", path.display()),
+            ),
             Event::Warning { message } => ("warning:", Tone::Warn, message.clone()),
             Event::Error { message } => ("error:", Tone::Bad, message.clone()),
             Event::WatchingPaused { paused: true } => (

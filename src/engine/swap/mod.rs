@@ -39,7 +39,7 @@ use crate::sockets::ListenSpec;
 use crate::supervisor::Job;
 use crate::ui::Key;
 use crate::watcher::WatchSpec;
-use crate::workspace::{BuildKnowledge, TargetId, Workspace};
+use crate::workspace::{BuildKnowledge, ScriptWatch, TargetId, Workspace};
 
 /// The state of `cargo hot run`.
 pub struct Swap {
@@ -68,6 +68,8 @@ pub struct Swap {
     notify_started: bool,
     /// Targets stopped with `s`: nothing starts them until `s` or their number does.
     held: BTreeSet<TargetId>,
+    /// Build scripts' `rerun-if-changed` paths the watcher was last asked to watch.
+    script_watches: Vec<ScriptWatch>,
 }
 
 struct ActiveBuild {
@@ -116,6 +118,7 @@ impl Swap {
             restart_all: false,
             notify_started,
             held: BTreeSet::new(),
+            script_watches: Vec::new(),
         };
         swap.set_targets(cx, targets, Instant::now());
         swap
@@ -368,6 +371,13 @@ impl Swap {
         self.knowledge.merge(result.knowledge);
         for warning in result.warnings {
             cx.warn_verbose(warning);
+        }
+        // Cargo reruns a build script when a path it printed changes, even in `.git`: the
+        // watcher must see each such path, walked or not.
+        let watches = cx.workspace.script_watches(&self.knowledge);
+        if watches != self.script_watches {
+            self.script_watches = watches.clone();
+            cx.push(Action::WatchExact(watches));
         }
         let Some(finishing) = &self.finishing else {
             return;
