@@ -9,7 +9,7 @@
 
 use std::path::PathBuf;
 
-use crate::build::Staged;
+use crate::build::{Artifact, Staged};
 use crate::config::{HotConfig, RunConfig, TargetSettings};
 use crate::event::Event;
 use crate::hooks::{Hook, Stage};
@@ -73,7 +73,7 @@ pub enum Input {
 /// What staging a good build produced, and what the build taught about its inputs.
 #[derive(Debug, Default)]
 pub struct StageResult {
-    pub staged: Vec<(TargetId, Result<Staged, String>)>,
+    pub staged: Vec<(TargetId, Result<Staging, String>)>,
     pub knowledge: BuildKnowledge,
     /// Reading what the build taught failed (shown with `-v` only).
     pub warnings: Vec<String>,
@@ -157,11 +157,30 @@ pub enum Action {
 #[derive(Debug)]
 pub struct StageRequest {
     /// Each target built, with its executable and cargo's `fresh` flag.
-    pub executables: Vec<(TargetId, PathBuf)>,
+    pub executables: Vec<StageTarget>,
     /// Dep-info files to read, per target.
     pub dep_info: Vec<(TargetId, PathBuf)>,
     /// Build scripts that ran: package id, package dir, `OUT_DIR`.
     pub build_scripts: Vec<(String, PathBuf, PathBuf)>,
+}
+
+/// One executable to stage, unless it is the one its target already runs.
+#[derive(Debug)]
+pub struct StageTarget {
+    pub target: TargetId,
+    pub artifact: Artifact,
+    /// The newest executable staged for the target (running, or starting).
+    pub running: Option<Staged>,
+}
+
+/// The answer for one [`StageTarget`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Staging {
+    /// The build's executable is the one already staged for the target: cargo found it
+    /// fresh, or relinked it to the same bytes. Nothing was staged.
+    SameAsRunning,
+    /// A new executable, staged.
+    New(Staged),
 }
 
 /// The inputs of [`Action::RunHook`].

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::core::{Core, Ctx, Workload};
-use super::protocol::{Action, Input, Reloaded, ReloadedConfig, StageResult};
+use super::protocol::{Action, Input, Reloaded, ReloadedConfig, StageResult, Staging};
 use super::rounds::Rounds;
 use super::swap::Swap;
 use crate::build::Staged;
@@ -145,10 +145,12 @@ fn empty_layer() -> TargetLayer {
     }
 }
 
-fn staged(name: &str, digest: u64) -> Staged {
+/// A staged executable; `id` stands for its bytes in these tests.
+fn staged(name: &str, id: u64) -> Staged {
     Staged {
-        path: PathBuf::from(format!("/ws/target/hot/{name}-{digest:016x}")),
-        digest,
+        path: PathBuf::from(format!("/ws/target/hot/{name}-{id:016x}")),
+        id,
+        source: Default::default(),
     }
 }
 
@@ -274,8 +276,9 @@ impl Harness<Swap> {
             .clone()
     }
 
-    /// cargo builds every target of the running build; each gets executable `digest`
-    /// (`None`: cargo found it fresh). Returns what staging is asked for.
+    /// cargo builds every target of the running build; each gets an executable whose bytes
+    /// are `id`. The driver's part is played here: the same id as the running executable
+    /// the core named in its stage request is [`Staging::SameAsRunning`].
     fn build_succeeds(&mut self, built: &[(&str, u64)]) -> Vec<Action> {
         self.build_teaches(built, BuildKnowledge::default())
     }
@@ -300,10 +303,25 @@ impl Harness<Swap> {
         }
         actions.extend(self.cargo_says(r#"{"reason":"build-finished","success":true}"#.into()));
         actions.extend(self.cargo_exits(0));
+        let request = actions.iter().rev().find_map(|a| match a {
+            Action::Stage(request) => Some(request),
+            _ => None,
+        });
         let result = StageResult {
             staged: built
                 .iter()
-                .map(|(name, digest)| (bin_id(name, name), Ok(staged(name, *digest))))
+                .map(|(name, id)| {
+                    let target = bin_id(name, name);
+                    let running = request
+                        .and_then(|r| r.executables.iter().find(|e| e.target == target))
+                        .and_then(|e| e.running.as_ref());
+                    let staging = if running.map(|s| s.id) == Some(*id) {
+                        Staging::SameAsRunning
+                    } else {
+                        Staging::New(staged(name, *id))
+                    };
+                    (target, Ok(staging))
+                })
                 .collect(),
             knowledge,
             ..StageResult::default()
@@ -517,6 +535,34 @@ fn a_byte_identical_build_restarts_nothing() {
     assert_eq!(fresh, ["api"]);
     assert!(spawned(&actions).is_empty());
     assert!(signals(&actions).iter().all(|(_, s)| *s == Signal::KILL));
+}
+
+#[test]
+fn staging_is_asked_about_each_target_with_its_running_executable() {
+    // The driver answers "same as running?" from cargo's fresh flag and the staged file, so
+    // the request carries both.
+    let mut h = Harness::running();
+    h.change("api/src/main.rs");
+    let actions = h.build_succeeds(&[("api", 3)]);
+    let request = actions
+        .iter()
+        .find_map(|a| match a {
+            Action::Stage(request) => Some(request),
+            _ => None,
+        })
+        .expect("a stage request");
+    assert_eq!(request.executables.len(), 1);
+    let api = &request.executables[0];
+    assert_eq!(api.target, bin_id("api", "api"));
+    assert_eq!(
+        api.artifact.executable,
+        PathBuf::from("/ws/target/debug/api")
+    );
+    assert!(!api.artifact.fresh);
+    assert_eq!(api.running.as_ref().map(|s| s.id), Some(1));
+    let (ok, rebuilt, _) = finished(&actions).unwrap();
+    assert!(ok);
+    assert_eq!(rebuilt, ["api"], "id 3 is a new executable");
 }
 
 #[test]

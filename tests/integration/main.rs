@@ -15,6 +15,7 @@ mod harness;
 mod json_schema;
 mod lifecycle;
 mod snapshots;
+mod staging;
 mod switchers;
 mod tui;
 mod watching;

@@ -28,7 +28,9 @@ use std::time::Instant;
 use anyhow::Result;
 
 use super::core::{Ctx, Workload};
-use super::protocol::{Action, Input, Reloaded, ReloadedConfig, StageRequest, StageResult};
+use super::protocol::{
+    Action, Input, Reloaded, ReloadedConfig, StageRequest, StageResult, StageTarget, Staging,
+};
 use crate::build::{self, Build, Progress, Staged};
 use crate::config::{RunConfig, TargetSettings};
 use crate::event::{AffectedTarget, Event};
@@ -315,8 +317,14 @@ impl Swap {
                 outcome
                     .artifacts
                     .iter()
-                    .filter(|(t, _)| self.jobs.iter().any(|j| &j.target == *t))
-                    .map(|(t, a)| (t.clone(), a.executable.clone()))
+                    .filter_map(|(t, a)| {
+                        let job = self.jobs.iter().find(|j| &j.target == t)?;
+                        Some(StageTarget {
+                            target: t.clone(),
+                            artifact: a.clone(),
+                            running: job.newest_staged().cloned(),
+                        })
+                    })
                     .collect()
             } else {
                 Vec::new()
@@ -385,9 +393,9 @@ impl Swap {
         let restart_all = finishing.restart_all;
         let mut swaps = Vec::new();
         let (mut rebuilt, mut fresh) = (Vec::new(), Vec::new());
-        for (target, staged) in result.staged {
-            let staged = match staged {
-                Ok(staged) => staged,
+        for (target, staging) in result.staged {
+            let staging = match staging {
+                Ok(staging) => staging,
                 Err(error) => {
                     cx.emit(Event::Error {
                         message: format!("{error}; {target} keeps running"),
@@ -398,24 +406,28 @@ impl Swap {
             let Some(job) = self.jobs.iter().find(|j| j.target == target) else {
                 continue;
             };
-            let same_as_running = job.newest_staged().map(|s| s.digest) == Some(staged.digest);
-            if same_as_running {
-                fresh.push(target.to_string());
-                // `r` restarts it anyway: the user asked for a fresh process.
-                if restart_all && job.is_alive() {
+            match staging {
+                Staging::SameAsRunning => {
+                    fresh.push(target.to_string());
+                    // `r` restarts it anyway: the user asked for a fresh process.
+                    if let Some(staged) = job.newest_staged().filter(|_| restart_all) {
+                        if job.is_alive() {
+                            swaps.push(PlannedSwap {
+                                target,
+                                staged: staged.clone(),
+                                reason: "restart requested (r)",
+                            });
+                        }
+                    }
+                }
+                Staging::New(staged) => {
+                    rebuilt.push(target.to_string());
                     swaps.push(PlannedSwap {
                         target,
                         staged,
-                        reason: "restart requested (r)",
+                        reason: "new build",
                     });
                 }
-            } else {
-                rebuilt.push(target.to_string());
-                swaps.push(PlannedSwap {
-                    target,
-                    staged,
-                    reason: "new build",
-                });
             }
         }
         let outcome = &finishing.outcome;

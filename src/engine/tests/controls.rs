@@ -78,7 +78,7 @@ fn s_stops_a_target_builds_skip_it_and_s_starts_the_newest_build() {
     let started: Vec<u64> = actions
         .iter()
         .filter_map(|a| match a {
-            Action::SpawnTarget { staged, .. } => Some(staged.digest),
+            Action::SpawnTarget { staged, .. } => Some(staged.id),
             _ => None,
         })
         .collect();
