@@ -53,6 +53,7 @@ fn main() -> Result<()> {
             always_ignore: vec![target.clone()],
             extra_ignores: Vec::new(),
             poll: None,
+            ..WatchSpec::default()
         };
         let started = Instant::now();
         let watcher = Watcher::start(spec, tx).context("failed to start the watcher")?;

@@ -12,6 +12,7 @@ use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::cli::AffectedArgs;
@@ -20,28 +21,39 @@ use crate::workspace::{
     self, profile_dir, Basis, BuildKnowledge, PackageFiles, Reason, RunKind, Selection, TargetId,
 };
 
-#[derive(Debug, Serialize)]
+/// What `cargo hot affected --json` prints.
+#[derive(Debug, Serialize, JsonSchema)]
 struct Report {
+    /// The packages the changed paths belong to, by name.
     packages: Vec<String>,
+    /// Every selected binary or example the change affects, with the reason.
     targets: Vec<ReportTarget>,
     /// Every selected target, affected or not, with the basis of its answer.
     bases: Vec<ReportBasis>,
+    /// Changed paths that affect no selected target, relative to the workspace root.
     #[serde(serialize_with = "crate::lossy::paths")]
+    #[schemars(with = "Vec<String>")]
     unaffected: Vec<PathBuf>,
+    /// A manifest (or `Cargo.lock`) changed: the workspace graph itself may differ, so the
+    /// answer is only as good as the graph before the change.
     reload: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 struct ReportTarget {
+    /// The bin or example name.
     target: String,
+    /// Its package.
     package: String,
     kind: RunKind,
+    /// The reason as one readable phrase, e.g. `core → web → api`.
     why: String,
     reason: Reason,
+    /// Which rules answered for it.
     basis: Basis,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 struct ReportBasis {
     target: String,
     package: String,
@@ -50,7 +62,13 @@ struct ReportBasis {
     basis: Basis,
 }
 
+/// The JSON Schema of `cargo hot affected --json` (`cargo hot schema affected`).
+pub fn report_schema() -> schemars::Schema {
+    schemars::schema_for!(Report)
+}
+
 pub fn run(args: &AffectedArgs, env: &Env, cwd: &Path) -> Result<i32> {
+    config::check_cargo_config(&args.cargo.config, cwd)?;
     let cargo = CargoOptions::resolve(&args.cargo, 0, false, env);
     let workspace = workspace::load(&cargo.metadata_request(cwd))?;
     let mut selection = config::selection(&args.selection);

@@ -34,6 +34,9 @@ pub fn command(opts: &CargoOptions, targets: &[TargetId], cwd: &Path) -> Spawn {
         if opts.color { "always" } else { "never" }.into(),
     ];
     args.extend(opts.common_args());
+    if opts.keep_going {
+        args.push("--keep-going".into());
+    }
     for target in targets {
         args.push("-p".into());
         args.push(target.package.clone().into());
@@ -425,6 +428,22 @@ mod tests {
         remove_stale(dir.path(), "api", &[]).unwrap();
         assert!(!api.path.exists());
         assert!(api_v2.path.exists(), "api-v2's copy is not api's");
+    }
+
+    #[test]
+    fn keep_going_reaches_cargo_build() {
+        let opts = CargoOptions {
+            program: "cargo".into(),
+            keep_going: true,
+            jobs: Some("1".into()),
+            ..CargoOptions::default()
+        };
+        let spawn = command(&opts, &[target("api", "api")], Path::new("/w"));
+        let line = spawn.command_line();
+        assert!(
+            line.contains(" --jobs 1 --keep-going -p api --bin api"),
+            "{line}"
+        );
     }
 
     #[test]

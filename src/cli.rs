@@ -13,6 +13,16 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::duration::parse_duration;
 
+/// `KEY=VAL` for `--env`: the name must be non-empty; the value may be empty or hold `=`.
+fn parse_env(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() && !key.contains('\0') => {
+            Ok((key.to_string(), value.to_string()))
+        }
+        _ => Err(format!("`{text}` is not KEY=VALUE")),
+    }
+}
+
 /// Cargo calls an external subcommand as `cargo-hot hot ARGS…`; called directly it is
 /// `cargo-hot ARGS…`. This drops the extra word so both parse the same.
 pub fn normalize_args(mut args: Vec<OsString>) -> Vec<OsString> {
@@ -64,13 +74,43 @@ pub enum Command {
     Check(CheckArgs),
     /// On each change, run `cargo clippy --all-targets` for the packages it affects.
     Clippy(ClippyArgs),
+    /// Print a completion script for SHELL, e.g. `cargo hot completions bash >
+    /// ~/.local/share/bash-completion/completions/cargo-hot`.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), e.g. `cargo hot man | man -l -`.
+    Man,
+    /// Print the JSON Schema of the `--json` event stream (`events`) or of `affected --json`
+    /// (`affected`).
+    Schema(SchemaArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SchemaArgs {
+    /// Which document the schema describes.
+    #[arg(value_enum)]
+    pub kind: SchemaKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemaKind {
+    /// Every line of `cargo hot --json` (an event, or a target's `output` line).
+    Events,
+    /// The document `cargo hot affected --json` prints.
+    Affected,
 }
 
 /// Which targets to run, in cargo's words.
 #[derive(Debug, Clone, Default, Args)]
 #[command(next_help_heading = "Target selection")]
 pub struct SelectionArgs {
-    /// Package to run (all its binaries unless --bin narrows it); repeatable.
+    /// Package to select (all its binaries unless --bin narrows it); repeatable.
     #[arg(short = 'p', long = "package", value_name = "SPEC")]
     pub packages: Vec<String>,
     /// Binary target to run; repeatable.
@@ -79,6 +119,12 @@ pub struct SelectionArgs {
     /// Example target to run; repeatable.
     #[arg(long = "example", value_name = "NAME")]
     pub examples: Vec<String>,
+    /// Every binary target of the selected packages.
+    #[arg(long = "bins")]
+    pub all_bins: bool,
+    /// Every example target of the selected packages.
+    #[arg(long = "examples")]
+    pub all_examples: bool,
     /// Every binary target of every workspace member.
     #[arg(long)]
     pub workspace: bool,
@@ -136,6 +182,19 @@ pub struct CargoArgs {
     /// Equivalent to --locked and --offline.
     #[arg(long)]
     pub frozen: bool,
+    /// Number of parallel jobs cargo runs (cargo's -j).
+    #[arg(short = 'j', long, value_name = "N", allow_negative_numbers = true)]
+    pub jobs: Option<String>,
+    /// Build for the target triple; the executables are then under target/TRIPLE/.
+    #[arg(long, value_name = "TRIPLE")]
+    pub target: Option<String>,
+    /// Ignore `rust-version` specification in packages.
+    #[arg(long)]
+    pub ignore_rust_version: bool,
+    /// Override a cargo configuration value (cargo's own --config); repeatable. cargo hot's
+    /// configuration file is --hot-config.
+    #[arg(long = "config", value_name = "KEY=VALUE|PATH")]
+    pub config: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -146,10 +205,19 @@ pub struct RunArgs {
     #[command(flatten)]
     pub cargo: CargoArgs,
 
-    /// Read configuration from this TOML file too: the shape of `[workspace.metadata.hot]`
-    /// at its top level. Its keys beat the manifests'; flags beat it.
-    #[arg(long = "config", value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    /// Read cargo hot's configuration from this TOML file too: the shape of
+    /// `[workspace.metadata.hot]` at its top level. Its keys beat the manifests'; flags beat it.
+    #[arg(
+        long = "hot-config",
+        value_name = "FILE",
+        help_heading = "Configuration"
+    )]
+    pub hot_config: Option<PathBuf>,
+
+    /// Build with cargo's --keep-going: when one target fails to build, cargo goes on with
+    /// the others and shows all their errors (a failed build still restarts nothing).
+    #[arg(long, help_heading = "Cargo options")]
+    pub keep_going: bool,
 
     /// Quiet period after the last file event before building [default: 10ms].
     ///
@@ -164,17 +232,45 @@ pub struct RunArgs {
     #[arg(long, value_name = "INTERVAL", num_args = 0..=1, require_equals = true,
           default_missing_value = "500ms", value_parser = parse_duration, help_heading = "Watching")]
     pub poll: Option<Duration>,
+    /// Never poll, not even where native file events do not arrive (beats `poll` in the
+    /// configuration and the automatic choice on 9p, NFS, CIFS, virtiofs and WSL drives).
+    #[arg(long, conflicts_with = "poll", help_heading = "Watching")]
+    pub no_poll: bool,
     /// Ignore paths matching this gitignore-style glob, on top of .gitignore; repeatable.
-    #[arg(long = "ignore", value_name = "GLOB", help_heading = "Watching")]
+    #[arg(
+        short = 'i',
+        long = "ignore",
+        value_name = "GLOB",
+        help_heading = "Watching"
+    )]
     pub ignore: Vec<String>,
+    /// Also watch this directory (outside the workspace, say `../assets`); repeatable. Its
+    /// .gitignore and --ignore apply; a change there restarts the targets (or does what a
+    /// `watch` entry says).
+    #[arg(
+        short = 'w',
+        long = "watch",
+        value_name = "DIR",
+        help_heading = "Watching"
+    )]
+    pub watch: Vec<PathBuf>,
 
-    /// Signal that asks a target to stop (name or number) [default: SIGTERM].
+    /// Signal that asks a target to stop: any the platform has, as `USR1`, `SIGUSR1` or a
+    /// number [default: SIGTERM].
     #[arg(long, value_name = "SIGNAL", help_heading = "Processes")]
     pub signal: Option<String>,
     /// How long a target may take to stop before it is killed [default: 5s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration,
           help_heading = "Processes")]
     pub stop_timeout: Option<Duration>,
+    /// Set an environment variable for the targets; repeatable. Beats `env` and env files.
+    #[arg(short = 'E', long = "env", value_name = "KEY=VAL", value_parser = parse_env,
+          help_heading = "Processes")]
+    pub env: Vec<(String, String)>,
+    /// Read environment variables for the targets from this dotenv file (`KEY=VALUE` lines),
+    /// instead of the configuration's `env-file`.
+    #[arg(long, value_name = "PATH", help_heading = "Processes")]
+    pub env_file: Option<PathBuf>,
     /// Give this target the terminal's input (it runs in cargo hot's foreground process
     /// group, so it can read the terminal); the status area and the keys are then off.
     #[arg(long = "stdin", value_name = "TARGET", help_heading = "Processes")]
@@ -241,9 +337,19 @@ pub struct OutputArgs {
     /// With --json: targets' output becomes `output` events on stdout instead of stderr lines.
     #[arg(long, requires = "json")]
     pub json_output: bool,
-    /// Only errors and the targets' own output.
+    /// Only errors and the targets' own output (no status lines, no warnings, no compiler
+    /// output unless a build fails).
     #[arg(short, long, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// Clear the screen before each build.
+    #[arg(short = 'c', long)]
+    pub clear: bool,
+    /// Ring the terminal bell when a build fails.
+    #[arg(long)]
+    pub bell: bool,
+    /// Desktop notification when a build fails and when the next build fixes it.
+    #[arg(short = 'N', long)]
+    pub notify: bool,
     /// Also print every file event and the cargo command lines; passed to cargo as -v.
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -268,10 +374,12 @@ pub struct AffectedArgs {
     #[command(flatten)]
     pub selection: SelectionArgs,
 
+    /// Cargo's flags: they pick the graph (features), the profile whose dep-info earlier
+    /// builds left, and what `--check` runs.
     #[command(flatten)]
     pub cargo: CargoArgs,
 
-    /// Print one JSON document instead of text.
+    /// Print one JSON document instead of text (its schema: `cargo hot schema affected`).
     #[arg(long)]
     pub json: bool,
 
@@ -303,14 +411,19 @@ pub struct WatchArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Watching")]
     pub debounce: Option<Duration>,
     /// Read cargo hot's configuration from this TOML file too (on top of Cargo.toml's).
-    #[arg(long = "config", value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    #[arg(long = "hot-config", value_name = "FILE")]
+    pub hot_config: Option<PathBuf>,
     /// Poll the file system instead of using native events; INTERVAL defaults to 500ms.
     #[arg(long, value_name = "INTERVAL", num_args = 0..=1, require_equals = true,
           default_missing_value = "500ms", value_parser = parse_duration, help_heading = "Watching")]
     pub poll: Option<Duration>,
     /// Ignore paths matching this gitignore-style glob, on top of .gitignore; repeatable.
-    #[arg(long = "ignore", value_name = "GLOB", help_heading = "Watching")]
+    #[arg(
+        short = 'i',
+        long = "ignore",
+        value_name = "GLOB",
+        help_heading = "Watching"
+    )]
     pub ignore: Vec<String>,
     /// Wait for the first change instead of starting with a round for every member.
     #[arg(long, help_heading = "Watching")]
@@ -465,6 +578,111 @@ mod tests {
             }
             other => panic!("expected affected, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn watching_flags_parse() {
+        let cli = parse(&[
+            "cargo-hot",
+            "-w",
+            "../assets",
+            "--watch",
+            "config",
+            "-i",
+            "*.log",
+            "--no-poll",
+        ]);
+        assert_eq!(
+            cli.run.watch,
+            [PathBuf::from("../assets"), PathBuf::from("config")]
+        );
+        assert_eq!(cli.run.ignore, ["*.log"]);
+        assert!(cli.run.no_poll);
+        let err = Cli::try_parse_from(["cargo-hot", "--poll", "--no-poll"]).unwrap_err();
+        assert!(err.to_string().contains("--no-poll"), "{err}");
+    }
+
+    #[test]
+    fn env_flags_parse() {
+        let cli = parse(&[
+            "cargo-hot",
+            "-E",
+            "A=1",
+            "--env",
+            "B=x=y",
+            "-E",
+            "C=",
+            "--env-file",
+            ".env",
+        ]);
+        assert_eq!(
+            cli.run.env,
+            [
+                ("A".into(), "1".into()),
+                ("B".into(), "x=y".into()),
+                ("C".into(), String::new())
+            ]
+        );
+        assert_eq!(cli.run.env_file, Some(PathBuf::from(".env")));
+        for bad in ["NOVALUE", "=1"] {
+            let err = Cli::try_parse_from(["cargo-hot", "-E", bad]).unwrap_err();
+            assert!(err.to_string().contains("KEY=VALUE"), "{err}");
+        }
+    }
+
+    #[test]
+    fn output_flags_parse() {
+        let cli = parse(&["cargo-hot", "-c", "-N", "--bell", "-q"]);
+        let output = cli.run.output;
+        assert!(output.clear && output.notify && output.bell && output.quiet);
+    }
+
+    #[test]
+    fn cargo_flags_parse() {
+        let cli = parse(&[
+            "cargo-hot",
+            "-j",
+            "2",
+            "--target",
+            "x86_64-unknown-linux-gnu",
+            "--ignore-rust-version",
+            "--keep-going",
+            "--bins",
+            "--examples",
+            "--config",
+            "build.jobs=1",
+            "--config",
+            "net.offline=true",
+            "--hot-config",
+            "hot.toml",
+        ]);
+        let run = cli.run;
+        assert_eq!(run.cargo.jobs.as_deref(), Some("2"));
+        assert_eq!(
+            run.cargo.target.as_deref(),
+            Some("x86_64-unknown-linux-gnu")
+        );
+        assert!(run.cargo.ignore_rust_version && run.keep_going);
+        assert!(run.selection.all_bins && run.selection.all_examples);
+        assert_eq!(run.cargo.config, ["build.jobs=1", "net.offline=true"]);
+        assert_eq!(run.hot_config, Some(PathBuf::from("hot.toml")));
+        // cargo's -j -1: all CPUs but one.
+        assert_eq!(
+            parse(&["cargo-hot", "-j", "-1"]).run.cargo.jobs.as_deref(),
+            Some("-1")
+        );
+    }
+
+    #[test]
+    fn selection_help_fits_run_and_affected() {
+        use clap::CommandFactory;
+        let help = Cli::command()
+            .find_subcommand_mut("affected")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(!help.contains("Package to run"), "{help}");
+        assert!(help.contains("Package to select"), "{help}");
     }
 
     #[test]

@@ -3,17 +3,19 @@
 
 use std::path::PathBuf;
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 /// Bumped whenever a field is removed or changes meaning (adding fields does not bump it).
 pub const SCHEMA_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum Event {
     /// Watching began (or the watch set changed after a metadata reload).
     Watching {
         #[serde(serialize_with = "crate::lossy::path")]
+        #[schemars(with = "String")]
         root: PathBuf,
         dirs: usize,
         mode: String,
@@ -22,12 +24,14 @@ pub enum Event {
     /// One raw file event (only with -v).
     FileEvent {
         #[serde(serialize_with = "crate::lossy::path")]
+        #[schemars(with = "String")]
         path: PathBuf,
         kind: String,
     },
     /// A settled burst of file changes.
     Change {
         #[serde(serialize_with = "crate::lossy::paths")]
+        #[schemars(with = "Vec<String>")]
         paths: Vec<PathBuf>,
         count: usize,
     },
@@ -36,6 +40,7 @@ pub enum Event {
         targets: Vec<AffectedTarget>,
         packages: Vec<String>,
         #[serde(serialize_with = "crate::lossy::paths")]
+        #[schemars(with = "Vec<String>")]
         unowned: Vec<PathBuf>,
     },
     /// The workspace graph was (re)loaded.
@@ -76,6 +81,7 @@ pub enum Event {
         target: String,
         pid: u32,
         #[serde(serialize_with = "crate::lossy::path")]
+        #[schemars(with = "String")]
         executable: PathBuf,
     },
     /// The process passed its readiness check (at once for targets without one); it serves
@@ -151,13 +157,18 @@ pub enum Event {
         /// The round in one line, as printed.
         summary: String,
     },
+    /// `p` paused watching (changes are kept, nothing is built), or resumed it (what changed
+    /// meanwhile is built now).
+    WatchingPaused {
+        paused: bool,
+    },
     /// cargo hot is exiting.
     Quit {
         reason: String,
     },
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ListeningSocket {
     /// The bound address (`127.0.0.1:3000`, `unix:/run/api.sock`).
     pub address: String,
@@ -167,7 +178,7 @@ pub struct ListeningSocket {
     pub targets: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ProxyAddress {
     /// The address served (`127.0.0.1:3000`).
     pub address: String,
@@ -175,7 +186,7 @@ pub struct ProxyAddress {
     pub target: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct AffectedTarget {
     pub target: String,
     pub reason: crate::workspace::Reason,
@@ -184,7 +195,7 @@ pub struct AffectedTarget {
 }
 
 /// How one package did in a round of `cargo hot test|check|clippy`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct PackageOutcome {
     pub package: String,
     pub ok: bool,

@@ -26,6 +26,7 @@ pub mod process;
 pub mod proxy;
 pub mod ready;
 pub mod rounds;
+pub mod shell;
 pub mod sockets;
 pub mod supervisor;
 pub mod ui;
@@ -72,6 +73,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Some(Command::Clippy(args)) => {
             engine::run_rounds(rounds::Options::clippy(&args, &env, &cwd)?)
         }
+        Some(Command::Completions(args)) => shell::completions(&args),
+        Some(Command::Man) => shell::man(),
+        Some(Command::Schema(args)) => shell::schema(&args),
         Some(Command::Run(args)) => engine::run(RunConfig::resolve(&args, &env, &cwd)?),
         None => engine::run(RunConfig::resolve(&cli.run, &env, &cwd)?),
     }

@@ -128,7 +128,8 @@ impl Options {
         env: &Env,
         cwd: &Path,
     ) -> Result<Options> {
-        let output = OutputConfig::resolve(&watch.output, env)?;
+        let mut output = OutputConfig::resolve(&watch.output, env)?;
+        output.target_keys = false;
         Ok(Options {
             tool,
             cargo: CargoOptions::resolve(&watch.cargo, watch.output.verbose, output.color, env),
@@ -141,7 +142,7 @@ impl Options {
             poll: watch.poll,
             ignore: watch.ignore.clone(),
             config_file: watch
-                .config
+                .hot_config
                 .as_ref()
                 .map(|f| crate::workspace::normalize(&cwd.join(f))),
             postpone: watch.postpone,
@@ -209,6 +210,10 @@ pub fn commands(options: &Options, plan: &PackageChanges) -> Vec<Vec<OsString>> 
                 // nextest has profiles of its own; cargo's is `--cargo-profile` there.
                 if let Some(at) = common.iter().position(|a| a == "--profile") {
                     common[at] = "--cargo-profile".into();
+                }
+                // nextest's -j/--jobs is its test threads; cargo's build jobs are `--build-jobs`.
+                if let Some(at) = common.iter().position(|a| a == "--jobs") {
+                    common[at] = "--build-jobs".into();
                 }
             }
             args.extend(common);
@@ -605,6 +610,8 @@ mod tests {
                 verbosity: crate::config::Verbosity::Normal,
                 color: false,
                 keys: false,
+                alerts: Default::default(),
+                target_keys: true,
             },
             config_file: None,
             debounce: None,
@@ -657,6 +664,14 @@ mod tests {
             got[0],
             "nextest run -p api -p web --no-fail-fast --cargo-profile ci --color never"
         );
+        let mut with_jobs = options(Tool::Test { nextest: true }, &[]);
+        with_jobs.cargo.jobs = Some("2".into());
+        let got = strings(commands(&with_jobs, &plan()));
+        assert!(got[0].contains(" --build-jobs 2 "), "{}", got[0]);
+        let mut with_jobs = options(Tool::Test { nextest: false }, &[]);
+        with_jobs.cargo.jobs = Some("2".into());
+        let got = strings(commands(&with_jobs, &plan()));
+        assert!(got[0].contains(" --jobs 2 "), "{}", got[0]);
     }
 
     #[test]

@@ -1,8 +1,8 @@
-//! One layer of configuration: a `hot` table as written in a manifest or a `--config` file,
+//! One layer of configuration: a `hot` table as written in a manifest or a `--hot-config` file,
 //! parsed and validated, nothing merged yet.
 //!
 //! `cargo metadata` hands us `[workspace.metadata.hot]` and each `[package.metadata.hot]` as
-//! JSON, and a `--config` file is TOML turned into the same JSON tree, so one walker checks
+//! JSON, and a `--hot-config` file is TOML turned into the same JSON tree, so one walker checks
 //! all three. The walker knows every key, so a typo is an error naming the file, the full key
 //! path (`workspace.metadata.hot.targets.api.stop-timeout`) and what was expected, with a
 //! "did you mean" for unknown keys. [`super::merge`] then layers the results.
@@ -27,10 +27,10 @@ use crate::workspace::closest;
 /// Where a layer comes from: what errors name and what relative paths start from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
-    /// The manifest or `--config` file.
+    /// The manifest or `--hot-config` file.
     pub file: PathBuf,
     /// The table's key path in that file: `workspace.metadata.hot`, `package.metadata.hot`,
-    /// or empty for a `--config` file, whose top level is the table.
+    /// or empty for a `--hot-config` file, whose top level is the table.
     pub table: String,
     /// The directory relative `cwd`, `listen = ["unix:…"]` and `watch` paths start from.
     pub base: PathBuf,
@@ -43,7 +43,7 @@ pub enum SourceKind {
     Workspace,
     /// `[package.metadata.hot]` of the named member: only its own targets and watch entries.
     Package(String),
-    /// A `--config FILE`.
+    /// A `--hot-config FILE`.
     File,
 }
 
@@ -55,6 +55,10 @@ pub struct Layer {
     /// `Some(None)`: `poll = false`; `Some(Some(every))`: `poll = true` or an interval.
     pub poll: Option<Option<Duration>>,
     pub ignore: Vec<String>,
+    /// `env-file`: a dotenv file every target reads; absolute.
+    pub env_file: Option<PathBuf>,
+    /// `clear`: clear the screen before each build.
+    pub clear: Option<bool>,
     /// By the name as written: a bin name or `package/bin`.
     pub targets: BTreeMap<String, TargetLayer>,
     pub watch: Vec<WatchEntry>,
@@ -67,6 +71,8 @@ pub struct Layer {
 pub struct TargetLayer {
     pub args: Option<Vec<OsString>>,
     pub env: BTreeMap<String, String>,
+    /// `env-file`: a dotenv file this target reads too; absolute.
+    pub env_file: Option<PathBuf>,
     /// Absolute: joined to the source's base directory.
     pub cwd: Option<PathBuf>,
     pub listen: Option<Vec<ListenAddr>>,
@@ -87,6 +93,7 @@ impl PartialEq for TargetLayer {
         // `ReadyCheck` holds a regex, which has no equality: compare what it says.
         self.args == other.args
             && self.env == other.env
+            && self.env_file == other.env_file
             && self.cwd == other.cwd
             && self.listen == other.listen
             && self.proxy == other.proxy
@@ -123,11 +130,13 @@ pub enum WatchAction {
     Ignore,
 }
 
-const TOP_KEYS: &[&str] = &[
+pub(super) const TOP_KEYS: &[&str] = &[
     "run",
     "debounce",
     "poll",
     "ignore",
+    "env-file",
+    "clear",
     "targets",
     "watch",
     "before-build",
@@ -138,6 +147,7 @@ const PACKAGE_KEYS: &[&str] = &["targets", "watch"];
 const TARGET_KEYS: &[&str] = &[
     "args",
     "env",
+    "env-file",
     "cwd",
     "listen",
     "proxy",
@@ -152,7 +162,7 @@ const TARGET_KEYS: &[&str] = &[
 ];
 const WATCH_KEYS: &[&str] = &["paths", "action", "targets"];
 
-/// Reads and parses a `--config` file.
+/// Reads and parses a `--hot-config` file.
 pub fn read_file(path: &Path, base: &Path) -> Result<Layer> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("failed to read the config file {}", path.display()))?;
@@ -202,6 +212,11 @@ pub fn parse(value: &Value, source: &Source) -> Result<Layer> {
                 })
             }
             "ignore" => layer.ignore = ctx.strings(value, &path)?,
+            "env-file" => layer.env_file = Some(ctx.path(value, &path)?),
+            "clear" => match value {
+                Value::Bool(b) => layer.clear = Some(*b),
+                other => return Err(ctx.expected(&path, "true or false", other)),
+            },
             "before-build" | "after-build" | "before-start" => {
                 let (stage, hook) = ctx.hook(key, value, &path)?;
                 layer.hooks.set(stage, hook);
@@ -301,6 +316,12 @@ impl Ctx<'_> {
         }
     }
 
+    /// A path relative to the source's base directory, made absolute.
+    fn path(&self, value: &Value, path: &str) -> Result<PathBuf> {
+        let text = self.string(value, path)?;
+        Ok(super::normalize(&self.source.base.join(text)))
+    }
+
     fn strings(&self, value: &Value, path: &str) -> Result<Vec<String>> {
         let Value::Array(items) = value else {
             return Err(self.expected(path, "an array of strings", value));
@@ -359,10 +380,8 @@ impl Ctx<'_> {
                         target.env.insert(name.clone(), text);
                     }
                 }
-                "cwd" => {
-                    let dir = self.string(value, &key_path)?;
-                    target.cwd = Some(super::normalize(&self.source.base.join(dir)));
-                }
+                "cwd" => target.cwd = Some(self.path(value, &key_path)?),
+                "env-file" => target.env_file = Some(self.path(value, &key_path)?),
                 "listen" => {
                     let addrs = match value {
                         Value::String(s) => vec![s.clone()],

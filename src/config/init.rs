@@ -114,6 +114,10 @@ run = [{run}]
 # poll = "500ms"
 # Paths to ignore, on top of .gitignore.
 # ignore = ["docs/**", "*.log"]
+# Clear the screen before each build.
+# clear = true
+# Environment variables for every target, from a dotenv file (a change restarts them).
+# env-file = ".env"
 "#
     );
     for name in &names {
@@ -130,8 +134,10 @@ run = [{run}]
 # env = {{ RUST_LOG = "debug" }}
 # cwd = "."                      # from the workspace root
 # listen = ["127.0.0.1:3000"]    # a socket cargo hot keeps open across restarts
-# proxy = "127.0.0.1:8080"      # serve HTTP here; each run binds its own port from PORT
-# ready = "http://127.0.0.1:3000/health"
+# proxy = "127.0.0.1:8080"       # serve HTTP here; each run binds its own port from PORT
+# ready = "log:listening"        # a line it prints when it serves; or "notify" (sd_notify).
+#                                # An http:// check must use a port the program binds
+#                                # itself: on the `listen` port the old process answers.
 # signal = "SIGTERM"
 # stop-timeout = "5s"
 # overlap = true                 # start the new process before stopping the old
@@ -205,6 +211,17 @@ opt-level = 1"#;
             "{out}"
         );
         check_starter(&out, Path::new("/ws/Cargo.toml")).unwrap();
+        // Every commented key, uncommented, still parses: the template teaches nothing false.
+        let uncommented: String = out
+            .lines()
+            .map(|l| {
+                l.strip_prefix("# ")
+                    .filter(|k| k.contains(" = ") || k.starts_with('['))
+                    .unwrap_or(l)
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        check_starter(&uncommented, Path::new("/ws/Cargo.toml")).unwrap();
         // The other metadata table is untouched and still there.
         let doc: DocumentMut = out.parse().unwrap();
         assert_eq!(

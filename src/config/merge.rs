@@ -1,9 +1,9 @@
-//! Layering: the workspace table, then each member's package table, then a `--config` file,
+//! Layering: the workspace table, then each member's package table, then a `--hot-config` file,
 //! merged into one [`HotConfig`] whose target names are resolved against the workspace.
 //!
 //! A later layer wins key by key (a target's `env` variable by variable); `ignore` globs and
 //! `watch` entries add up. Command-line flags sit above all of this and are applied by
-//! [`super::RunConfig`], so the full order is: command line > `--config` file > package >
+//! [`super::RunConfig`], so the full order is: command line > `--hot-config` file > package >
 //! workspace > defaults.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,6 +25,10 @@ pub struct HotConfig {
     pub debounce: Option<Duration>,
     pub poll: Option<Option<Duration>>,
     pub ignore: Vec<String>,
+    /// `env-file`: read for every target.
+    pub env_file: Option<PathBuf>,
+    /// `clear`: clear the screen before each build.
+    pub clear: Option<bool>,
     pub targets: BTreeMap<TargetId, TargetLayer>,
     /// With `targets` resolved to ids (empty: the owning package's targets).
     pub watch: Vec<(WatchEntry, Vec<TargetId>)>,
@@ -86,6 +90,10 @@ pub fn merge(layers: &[(Layer, Source)], runnable: &[TargetId]) -> Result<HotCon
         merged.debounce = layer.debounce.or(merged.debounce);
         merged.poll = layer.poll.or(merged.poll);
         merged.ignore.extend(layer.ignore.iter().cloned());
+        merged.clear = layer.clear.or(merged.clear);
+        if layer.env_file.is_some() {
+            merged.env_file.clone_from(&layer.env_file);
+        }
         merged.hooks.overlay(&layer.hooks);
         for (name, target) in &layer.targets {
             let id = resolver.target(name, &resolver.key(&format!("targets.{name}")))?;
@@ -113,6 +121,9 @@ fn overlay(into: &mut TargetLayer, over: &TargetLayer) {
         .extend(over.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     if over.cwd.is_some() {
         into.cwd.clone_from(&over.cwd);
+    }
+    if over.env_file.is_some() {
+        into.env_file.clone_from(&over.env_file);
     }
     if over.listen.is_some() {
         into.listen.clone_from(&over.listen);
@@ -206,6 +217,8 @@ pub struct WatchPlan {
     pub rebuild: BTreeSet<TargetId>,
     /// Paths a `restart` entry took: they are not a reason to build.
     pub handled: Vec<PathBuf>,
+    /// Every path some entry decided for (`restart` or `rebuild`).
+    pub matched: Vec<PathBuf>,
     /// A path an entry matched, with no `targets` and no selected target in its package.
     pub unassigned: Vec<(String, PathBuf)>,
 }
@@ -229,10 +242,10 @@ impl HotConfig {
             .collect();
         for path in paths {
             let hit = entries.iter().find(|(entry, _, globs)| {
-                path.strip_prefix(&entry.base)
-                    .is_ok_and(|rel| globs.is_match(rel))
+                relative_to(path, &entry.base).is_some_and(|rel| globs.is_match(rel))
             });
             let Some((entry, ids, _)) = hit else { continue };
+            plan.matched.push(path.clone());
             let wanted = if ids.is_empty() {
                 owner_targets(path)
             } else {
@@ -258,6 +271,28 @@ impl HotConfig {
         plan.restart.retain(|t| !plan.rebuild.contains(t));
         plan
     }
+}
+
+/// `path` relative to `base`, climbing out of it with `..` when it is elsewhere (a `--watch`
+/// directory beside the workspace: `../assets/logo.svg`).
+fn relative_to(path: &Path, base: &Path) -> Option<PathBuf> {
+    if let Ok(inside) = path.strip_prefix(base) {
+        return Some(inside.to_path_buf());
+    }
+    let common = path
+        .components()
+        .zip(base.components())
+        .take_while(|(a, b)| a == b)
+        .count();
+    if common == 0 {
+        return None;
+    }
+    let mut rel = PathBuf::new();
+    for _ in base.components().skip(common) {
+        rel.push("..");
+    }
+    rel.extend(path.components().skip(common));
+    Some(rel)
 }
 
 /// The entry's globs; they were checked when the configuration was parsed.
@@ -403,7 +438,7 @@ mod tests {
         assert_eq!(api.env["A"], "ws");
         // Package paths start at the package.
         assert_eq!(api.cwd, Some(PathBuf::from("/ws/api/data")));
-        // The --config file over both.
+        // The --hot-config file over both.
         assert_eq!(api.args, Some(vec!["--file".into()]));
     }
 
@@ -584,5 +619,29 @@ mod watch_tests {
                 PathBuf::from("/ws/assets/logo.svg")
             )]
         );
+    }
+
+    #[test]
+    fn entries_reach_directories_beside_the_workspace() {
+        assert_eq!(
+            relative_to(Path::new("/shared/theme.css"), Path::new("/ws/api")),
+            Some(PathBuf::from("../../shared/theme.css"))
+        );
+        let config = HotConfig {
+            watch: vec![(
+                entry(&["../shared/*.css"], "/ws", file::WatchAction::Rebuild),
+                vec![id("api")],
+            )],
+            ..HotConfig::default()
+        };
+        let paths = [
+            PathBuf::from("/shared/theme.css"),
+            PathBuf::from("/shared/x.js"),
+        ];
+        let plan = config.watch_plan(&paths, owner, &[id("api")]);
+        assert_eq!(plan.rebuild, [id("api")].into());
+        assert_eq!(plan.matched, [PathBuf::from("/shared/theme.css")]);
+        let plan = config.watch_plan(&paths[1..], owner, &[id("api")]);
+        assert!(plan.rebuild.is_empty());
     }
 }

@@ -4,33 +4,38 @@
 //! [`crate::cli`] holds the raw flags; this module turns them into a [`RunConfig`] (and the
 //! smaller [`CargoOptions`] every cargo call shares), so the precedence rules live in one place
 //! and everything downstream reads plain values. The files — `[workspace.metadata.hot]`,
-//! members' `[package.metadata.hot]` (both from `cargo metadata`) and `--config FILE` — are
+//! members' `[package.metadata.hot]` (both from `cargo metadata`) and `--hot-config FILE` — are
 //! parsed in `file.rs` and layered in `merge.rs`; [`RunConfig::apply_workspace`] puts the
 //! flags on top once the workspace is loaded, and again after each manifest reload:
-//! command line > `--config` file > package > workspace > defaults.
+//! command line > `--hot-config` file > package > workspace > defaults.
 
+mod cargo;
 mod file;
 pub mod init;
 mod merge;
 pub use merge::load as load_hot;
 
+pub use cargo::{check_cargo_config, CargoOptions};
 pub use file::{TargetLayer, WatchAction, WatchEntry};
 pub use merge::{HotConfig, WatchPlan};
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
-use crate::cli::{CargoArgs, ColorChoice, OutputArgs, RunArgs, SelectionArgs};
+use crate::cli::{ColorChoice, OutputArgs, RunArgs, SelectionArgs};
 use crate::process::Signal;
 use crate::proxy::launch;
 use crate::proxy::{Binding, ProxySpec};
 use crate::ready::{ReadyCheck, ReadySpec, SOCKET_GRACE};
 use crate::sockets::{target_matches, ListenSpec, Sockets};
 use crate::supervisor::{Handoff, JobPolicy, StopPolicy};
-use crate::workspace::{normalize, MetadataRequest, Selection, TargetId, Workspace};
+use crate::ui::alerts::AlertOptions;
+use crate::watcher::WatchSpec;
+use crate::workspace::{normalize, Selection, TargetId, Workspace};
 
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(10);
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -43,6 +48,10 @@ pub struct RunConfig {
     pub selection: Selection,
     pub debounce: Duration,
     pub poll: Option<Duration>,
+    /// `--no-poll`: never poll, not even automatically.
+    pub native_only: bool,
+    /// `--watch DIR`: absolute directories watched besides the workspace.
+    pub extra_roots: Vec<PathBuf>,
     /// `--ignore` and the files' `ignore` globs, and `action = "ignore"` watch paths.
     pub ignore: Vec<String>,
     /// `--signal`, else the default; a target's `signal` key sits between the two.
@@ -69,10 +78,12 @@ pub struct RunConfig {
     pub output: OutputConfig,
     /// Where we were started: cargo's target selection and the targets' cwd start here.
     pub cwd: PathBuf,
-    /// `--config FILE`, absolute.
+    /// `--hot-config FILE`, absolute.
     pub config_file: Option<PathBuf>,
     /// The configuration files, merged: set by [`RunConfig::apply_workspace`].
     pub hot: HotConfig,
+    /// Every env file in use, read: set by [`RunConfig::apply_workspace`].
+    env_files: BTreeMap<PathBuf, Vec<(String, String)>>,
     /// What the command line said, kept to re-apply on top of files that changed.
     flags: Flags,
 }
@@ -87,26 +98,12 @@ struct Flags {
     stop_timeout: Option<Duration>,
     listen: Vec<ListenSpec>,
     proxy: Vec<ProxySpec>,
-}
-
-/// How cargo is invoked: shared by `cargo metadata` and `cargo build`.
-#[derive(Debug, Clone, Default)]
-pub struct CargoOptions {
-    /// The cargo that called us (`$CARGO`), so `cargo +nightly hot` builds with nightly.
-    pub program: PathBuf,
-    pub release: bool,
-    pub profile: Option<String>,
-    pub features: Vec<String>,
-    pub all_features: bool,
-    pub no_default_features: bool,
-    pub target_dir: Option<PathBuf>,
-    pub manifest_path: Option<PathBuf>,
-    pub locked: bool,
-    pub offline: bool,
-    pub frozen: bool,
-    pub verbose: u8,
-    /// Whether cargo's rendered diagnostics should carry colour (its stderr is a pipe to us).
-    pub color: bool,
+    /// `-E KEY=VAL`, in order: beats every other source of a variable.
+    env: Vec<(String, String)>,
+    /// `--env-file`, absolute: replaces the configuration's top-level `env-file`.
+    env_file: Option<PathBuf>,
+    /// `-c`.
+    clear: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +116,10 @@ pub struct OutputConfig {
     /// Single-key commands (`r`, `q`, `c`, `?`): only in the live view, with stdin a
     /// terminal that no target claims.
     pub keys: bool,
+    /// `--clear`, `--bell`, `--notify`.
+    pub alerts: AlertOptions,
+    /// The keys that restart, stop and start one target apply (`run`; not `test|check|clippy`).
+    pub target_keys: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,11 +201,30 @@ impl RunConfig {
             .iter()
             .map(|text| ReadySpec::parse(text))
             .collect::<Result<Vec<_>>>()?;
+        check_cargo_config(&args.cargo.config, cwd)?;
+        let extra_roots = args
+            .watch
+            .iter()
+            .map(|dir| {
+                let dir = normalize(&cwd.join(dir));
+                if !dir.is_dir() {
+                    bail!(
+                        "--watch {}: not a directory; --watch takes a directory to watch besides the workspace",
+                        dir.display()
+                    );
+                }
+                Ok(dir)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut cargo = CargoOptions::resolve(&args.cargo, args.output.verbose, output.color, env);
+        cargo.keep_going = args.keep_going;
         Ok(RunConfig {
-            cargo: CargoOptions::resolve(&args.cargo, args.output.verbose, output.color, env),
+            cargo,
             selection: selection(&args.selection),
             debounce: args.debounce.unwrap_or(DEFAULT_DEBOUNCE),
             poll: args.poll,
+            native_only: args.no_poll,
+            extra_roots,
             ignore: args.ignore.clone(),
             stop_signal: signal.unwrap_or(DEFAULT_SIGNAL),
             stop_timeout: args.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT),
@@ -219,7 +239,7 @@ impl RunConfig {
             stdin_target: args.stdin_target.clone(),
             output,
             cwd: cwd.to_path_buf(),
-            config_file: args.config.as_ref().map(|f| normalize(&cwd.join(f))),
+            config_file: args.hot_config.as_ref().map(|f| normalize(&cwd.join(f))),
             hot: HotConfig::default(),
             flags: Flags {
                 debounce: args.debounce,
@@ -229,11 +249,15 @@ impl RunConfig {
                 stop_timeout: args.stop_timeout,
                 listen,
                 proxy,
+                env: args.env.clone(),
+                env_file: args.env_file.as_ref().map(|f| normalize(&cwd.join(f))),
+                clear: args.output.clear,
             },
+            env_files: BTreeMap::new(),
         })
     }
 
-    /// Reads the workspace's configuration (and `--config`), puts the flags on top, and
+    /// Reads the workspace's configuration (and `--hot-config`), puts the flags on top, and
     /// returns the targets to run: the command line's selection, else `run`, else cargo's
     /// default. On error `self` is unchanged, so the last good configuration stays in force.
     pub fn apply_workspace(&mut self, workspace: &Workspace) -> Result<Vec<TargetId>> {
@@ -247,7 +271,11 @@ impl RunConfig {
             .debounce
             .or(hot.debounce)
             .unwrap_or(DEFAULT_DEBOUNCE);
-        self.poll = self.flags.poll.or(hot.poll.flatten());
+        self.poll = if self.native_only {
+            None
+        } else {
+            self.flags.poll.or(hot.poll.flatten())
+        };
         self.ignore = watch_ignores(&hot, workspace, &self.flags.ignore);
         for target in &targets {
             if let Some(dir) = hot.targets.get(target).and_then(|t| t.cwd.as_ref()) {
@@ -289,6 +317,21 @@ impl RunConfig {
             }
         }
         self.proxy = launch::bindings(&proxy, &targets)?;
+        self.env_files = read_env_files(
+            self.flags
+                .env_file
+                .iter()
+                .map(|f| (f, "--env-file"))
+                .chain(hot.env_file.iter().map(|f| (f, "env-file")))
+                .chain(
+                    targets
+                        .iter()
+                        .filter_map(|t| hot.targets.get(t)?.env_file.as_ref())
+                        .map(|f| (f, "a target's env-file")),
+                ),
+        )?;
+        // `-c` wins; otherwise the configuration's `clear`.
+        self.output.alerts.clear = self.flags.clear || hot.clear == Some(true);
         self.hot = hot;
         Ok(targets)
     }
@@ -296,6 +339,56 @@ impl RunConfig {
     /// Whether requests for `target` come through the proxy.
     pub fn proxied(&self, target: &TargetId) -> bool {
         self.proxy.iter().any(|b| b.target == target.to_string())
+    }
+
+    /// What to watch: the workspace's packages, the `--watch` directories, and every env file
+    /// in use (even one `.gitignore` lists); never the target dir.
+    pub fn watch_spec(&self, workspace: &Workspace) -> WatchSpec {
+        let mut roots = workspace.watch_roots();
+        roots.extend(self.extra_roots.iter().cloned());
+        let keep: Vec<PathBuf> = self.env_files.keys().cloned().collect();
+        for file in &keep {
+            match file.parent() {
+                Some(dir) if !roots.iter().any(|r| dir.starts_with(r)) => roots.push(dir.into()),
+                _ => {}
+            }
+        }
+        WatchSpec {
+            roots,
+            always_ignore: vec![workspace.target_dir().to_path_buf()],
+            extra_ignores: self.ignore.clone(),
+            poll: self.poll,
+            native_only: self.native_only,
+            keep,
+        }
+    }
+
+    /// Whether `path` is an env file some target reads: a change to it restarts them.
+    pub fn is_env_file(&self, path: &Path) -> bool {
+        self.env_files.contains_key(path)
+    }
+
+    /// The `--watch` directory `path` is under, if any (and not under the workspace's own).
+    pub fn extra_root_of(&self, path: &Path, workspace: &Workspace) -> Option<&Path> {
+        if workspace.watch_roots().iter().any(|r| path.starts_with(r)) {
+            return None;
+        }
+        self.extra_roots
+            .iter()
+            .find(|r| path.starts_with(r))
+            .map(PathBuf::as_path)
+    }
+
+    /// The env files `target` reads, in order (later ones win): the `--env-file` (else the
+    /// configuration's top-level `env-file`), then its own `env-file`.
+    pub fn env_files_of(&self, target: &TargetId) -> Vec<PathBuf> {
+        let shared = self.flags.env_file.as_ref().or(self.hot.env_file.as_ref());
+        let own = self
+            .hot
+            .targets
+            .get(target)
+            .and_then(|t| t.env_file.as_ref());
+        shared.into_iter().chain(own).cloned().collect()
     }
 
     /// Whether any target waits for `READY=1`, so the notify socket is needed.
@@ -402,13 +495,30 @@ impl RunConfig {
             }),
             ready,
             args,
-            env: configured
-                .map(|c| c.env.iter().map(|(k, v)| (k.into(), v.into())).collect())
-                .unwrap_or_default(),
+            env: self.target_env(target),
             cwd: configured
                 .and_then(|c| c.cwd.clone())
                 .unwrap_or_else(|| self.cwd.clone()),
         }
+    }
+
+    /// A target's variables, lowest precedence first: its env files, its `env` table, `-E`.
+    fn target_env(&self, target: &TargetId) -> Vec<(OsString, OsString)> {
+        let from_files = self
+            .env_files_of(target)
+            .into_iter()
+            .flat_map(|file| self.env_files.get(&file).cloned().unwrap_or_default());
+        let table = self
+            .hot
+            .targets
+            .get(target)
+            .into_iter()
+            .flat_map(|c| c.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        from_files
+            .chain(table)
+            .chain(self.flags.env.iter().cloned())
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect()
     }
 
     /// Checks what `--listen` and `--ready` say against the selected targets and the bound
@@ -459,101 +569,37 @@ impl RunConfig {
     }
 }
 
+/// Reads each dotenv file once; `what` names the flag or key that asked for it in errors.
+fn read_env_files<'a>(
+    files: impl Iterator<Item = (&'a PathBuf, &'static str)>,
+) -> Result<BTreeMap<PathBuf, Vec<(String, String)>>> {
+    let mut read = BTreeMap::new();
+    for (file, what) in files {
+        if read.contains_key(file) {
+            continue;
+        }
+        let vars = dotenvy::from_path_iter(file)
+            .and_then(|lines| lines.collect::<std::result::Result<Vec<_>, _>>())
+            .with_context(|| {
+                format!(
+                    "failed to read the env file {} ({what}): fix or create it",
+                    file.display()
+                )
+            })?;
+        read.insert(file.clone(), vars);
+    }
+    Ok(read)
+}
+
 pub fn selection(args: &SelectionArgs) -> Selection {
     Selection {
         packages: args.packages.clone(),
         bins: args.bins.clone(),
         examples: args.examples.clone(),
+        all_bins: args.all_bins,
+        all_examples: args.all_examples,
         workspace: args.workspace,
         exclude: args.exclude.clone(),
-    }
-}
-
-impl CargoOptions {
-    pub fn resolve(args: &CargoArgs, verbose: u8, color: bool, env: &Env) -> CargoOptions {
-        CargoOptions {
-            program: env
-                .cargo
-                .as_ref()
-                .map_or_else(|| PathBuf::from("cargo"), PathBuf::from),
-            release: args.release,
-            profile: args.profile.clone(),
-            features: args.features.clone(),
-            all_features: args.all_features,
-            no_default_features: args.no_default_features,
-            target_dir: args.target_dir.clone(),
-            manifest_path: args.manifest_path.clone(),
-            locked: args.locked,
-            offline: args.offline,
-            frozen: args.frozen,
-            verbose,
-            color,
-        }
-    }
-
-    /// See [`RunConfig::selection_dir`].
-    pub fn selection_dir(&self, cwd: &Path) -> PathBuf {
-        match &self.manifest_path {
-            Some(manifest) => cwd
-                .join(manifest)
-                .parent()
-                .map_or_else(|| cwd.to_path_buf(), Path::to_path_buf),
-            None => cwd.to_path_buf(),
-        }
-    }
-
-    pub fn metadata_request(&self, cwd: &Path) -> MetadataRequest {
-        MetadataRequest {
-            cargo: self.program.clone(),
-            manifest_path: self.manifest_path.clone(),
-            features: self.features.clone(),
-            all_features: self.all_features,
-            no_default_features: self.no_default_features,
-            locked: self.locked,
-            offline: self.offline,
-            frozen: self.frozen,
-            cwd: cwd.to_path_buf(),
-            target_dir: self.target_dir.as_ref().map(|d| cwd.join(d)),
-        }
-    }
-
-    /// The flags every cargo command shares (features, profile, lock and network policy).
-    pub fn common_args(&self) -> Vec<OsString> {
-        let mut args: Vec<OsString> = Vec::new();
-        if let Some(path) = &self.manifest_path {
-            args.push("--manifest-path".into());
-            args.push(path.into());
-        }
-        if self.release {
-            args.push("--release".into());
-        }
-        if let Some(profile) = &self.profile {
-            args.push("--profile".into());
-            args.push(profile.into());
-        }
-        for features in &self.features {
-            args.push("--features".into());
-            args.push(features.into());
-        }
-        for (on, flag) in [
-            (self.all_features, "--all-features"),
-            (self.no_default_features, "--no-default-features"),
-            (self.locked, "--locked"),
-            (self.offline, "--offline"),
-            (self.frozen, "--frozen"),
-        ] {
-            if on {
-                args.push(flag.into());
-            }
-        }
-        if let Some(dir) = &self.target_dir {
-            args.push("--target-dir".into());
-            args.push(dir.into());
-        }
-        for _ in 0..self.verbose {
-            args.push("-v".into());
-        }
-        args
     }
 }
 
@@ -582,6 +628,12 @@ impl OutputConfig {
             verbosity,
             color,
             keys: format == OutputFormat::Live && env.stdin_is_terminal,
+            alerts: AlertOptions {
+                clear: args.clear,
+                bell: args.bell,
+                notify: args.notify,
+            },
+            target_keys: true,
         })
     }
 }
@@ -607,6 +659,7 @@ fn color_enabled(flag: Option<ColorChoice>, env: &Env) -> Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::CargoArgs;
 
     fn env(term_color: Option<&str>, no_color: bool, tty: bool) -> Env {
         Env {
@@ -697,6 +750,7 @@ mod tests {
         TargetLayer {
             args: Some(vec!["--from-config".into()]),
             env: [("RUST_LOG".to_string(), "debug".to_string())].into(),
+            env_file: None,
             cwd: Some("/ws/api".into()),
             listen: None,
             proxy: None,
@@ -820,6 +874,119 @@ mod tests {
                 .target_settings(&api(), 0)
                 .port_env,
             None
+        );
+    }
+
+    #[test]
+    fn env_files_then_the_env_table_then_dash_e() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = dir.path().join(".env");
+        let own = dir.path().join("api.env");
+        std::fs::write(
+            &shared,
+            "# shared\nA=file\nB=file\nC=file\nQ=\"two words\"\n",
+        )
+        .unwrap();
+        std::fs::write(&own, "A=own\n").unwrap();
+        let args = RunArgs {
+            env: vec![("C".into(), "flag".into())],
+            env_file: Some(shared.clone()),
+            ..RunArgs::default()
+        };
+        let mut layer = configured_api();
+        layer.env = [("B".to_string(), "table".to_string())].into();
+        layer.env_file = Some(own.clone());
+        let mut config = with_api_config(&args, layer);
+        assert_eq!(config.env_files_of(&api()), [shared.clone(), own.clone()]);
+        config.env_files =
+            read_env_files([(&shared, "--env-file"), (&own, "env-file")].into_iter()).unwrap();
+        let env = config.target_settings(&api(), 0).env;
+        // Later entries win when the process starts: the last value of each name counts.
+        let last = |name: &str| {
+            env.iter()
+                .rev()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.to_string_lossy().into_owned())
+        };
+        assert_eq!(last("A").as_deref(), Some("own"));
+        assert_eq!(last("B").as_deref(), Some("table"));
+        assert_eq!(last("C").as_deref(), Some("flag"));
+        assert_eq!(last("Q").as_deref(), Some("two words"));
+
+        let missing = dir.path().join("nope.env");
+        let e = format!(
+            "{:#}",
+            read_env_files([(&missing, "--env-file")].into_iter()).unwrap_err()
+        );
+        assert!(e.contains("nope.env (--env-file)"), "{e}");
+    }
+
+    #[test]
+    fn cargo_config_flags_go_to_cargo_and_a_hot_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("hot.toml"),
+            "debounce = \"1s\"\n[targets.api]\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("cargo.toml"), "[build]\njobs = 1\n").unwrap();
+        let e = check_cargo_config(&["hot.toml".into()], dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--hot-config hot.toml"), "{e}");
+        assert!(e.contains("debounce, targets"), "{e}");
+        // Cargo's own settings, inline or in a file, pass.
+        check_cargo_config(
+            &[
+                "build.jobs=1".into(),
+                "cargo.toml".into(),
+                "missing.toml".into(),
+            ],
+            dir.path(),
+        )
+        .unwrap();
+        let args = RunArgs {
+            cargo: CargoArgs {
+                config: vec!["hot.toml".into()],
+                ..CargoArgs::default()
+            },
+            ..RunArgs::default()
+        };
+        assert!(RunConfig::resolve(&args, &Env::default(), dir.path()).is_err());
+    }
+
+    #[test]
+    fn cargo_conventions_pass_through() {
+        let args = CargoArgs {
+            jobs: Some("2".into()),
+            target: Some("wasm32-wasip1".into()),
+            ignore_rust_version: true,
+            config: vec!["build.jobs=1".into(), "profile.dev.debug=0".into()],
+            ..CargoArgs::default()
+        };
+        let opts = CargoOptions::resolve(&args, 0, false, &Env::default());
+        let got: Vec<String> = opts
+            .common_args()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "--jobs",
+                "2",
+                "--target",
+                "wasm32-wasip1",
+                "--ignore-rust-version",
+                "--config",
+                "build.jobs=1",
+                "--config",
+                "profile.dev.debug=0"
+            ]
+        );
+        assert_eq!(
+            opts.metadata_request(Path::new("/w")).config,
+            ["build.jobs=1", "profile.dev.debug=0"]
         );
     }
 

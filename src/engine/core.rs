@@ -67,6 +67,8 @@ pub struct Ctx {
     quit: Option<Quit>,
     /// A reload is on its way: the settled changes waiting for it.
     reloading: Option<Vec<PathBuf>>,
+    /// `p`: changes are collected but not settled until `p` again.
+    paused: bool,
     next_key: ProcKey,
     next_hook: u64,
 }
@@ -191,6 +193,10 @@ impl<W: Workload> Core<W> {
                 }
             }
             Input::Key(key @ (Key::Clear | Key::Help)) => cx.out.push(Action::ShowKey(key)),
+            Input::Key(Key::Pause) if cx.quit.is_none() => {
+                cx.paused = !cx.paused;
+                cx.emit(Event::WatchingPaused { paused: cx.paused });
+            }
             Input::Tick => {}
             other => work.other(cx, other, now),
         }
@@ -212,7 +218,7 @@ impl<W: Workload> Core<W> {
     /// When the core next needs a [`Input::Tick`], if ever: while nothing happens there is no
     /// deadline at all, which is what keeps an idle `cargo hot` at zero CPU.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let settle = self.cx.quit.is_none().then(|| self.cx.burst.deadline());
+        let settle = (self.cx.quit.is_none() && !self.cx.paused).then(|| self.cx.burst.deadline());
         let cancel = self
             .cx
             .cargo
@@ -239,7 +245,7 @@ impl<W: Workload> Core<W> {
                 }
             }
         }
-        if cx.quit.is_none() {
+        if cx.quit.is_none() && !cx.paused {
             if let Some(paths) = cx.burst.take_if_settled(now) {
                 cx.out.push(Action::Settle(paths));
             }
@@ -265,6 +271,7 @@ impl Ctx {
             cargo: None,
             quit: None,
             reloading: None,
+            paused: false,
             next_key: 0,
             next_hook: 0,
         }

@@ -59,10 +59,11 @@ use crate::workspace::{self, Workspace};
 
 /// Runs `cargo hot run` until a signal asks it to stop. Returns the process exit code.
 pub fn run(mut config: RunConfig) -> Result<i32> {
-    let mut ui = Ui::new(config.output);
     let metadata = config.cargo.metadata_request(&config.cwd);
     let workspace = workspace::load(&metadata)?;
     let targets = config.apply_workspace(&workspace)?;
+    // After the configuration is read: its `clear` key decides how the UI starts.
+    let mut ui = Ui::new(config.output);
     if let Some(name) = &config.stdin_target {
         if !targets.iter().any(|t| &t.name == name) {
             let selected: Vec<String> = targets.iter().map(ToString::to_string).collect();
@@ -104,11 +105,8 @@ pub fn run(mut config: RunConfig) -> Result<i32> {
         None
     };
     let reaper = Reaper::start().context("failed to start the process reaper")?;
-    let watcher = Watcher::start(
-        watch_spec(&workspace, &config.ignore, config.poll),
-        watch_tx,
-    )
-    .context("failed to start watching files")?;
+    let watcher = Watcher::start(config.watch_spec(&workspace), watch_tx)
+        .context("failed to start watching files")?;
 
     let hot_dir = workspace.target_dir().join("hot");
     let several = targets.len() > 1;

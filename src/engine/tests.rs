@@ -22,6 +22,8 @@ use crate::watcher::{ChangeKind, PathChange};
 use crate::workspace::testutil::{bin_id, TestWs, WsBuilder};
 use crate::workspace::{BuildKnowledge, ScriptWatch, TargetId};
 
+mod controls;
+
 const MS: Duration = Duration::from_millis(1);
 
 /// core ← web ← api (bin api); core ← worker (bin worker); docs (no package).
@@ -72,6 +74,8 @@ struct Setup {
     listen_api: bool,
     /// `--proxy api=127.0.0.1:3000`: api's replaced runs drain before they stop.
     proxy_api: bool,
+    /// Changes the configuration before the session starts.
+    configure: Option<fn(&mut RunConfig, &TestWs)>,
 }
 
 fn run_harness(setup: Setup) -> Harness<Swap> {
@@ -113,6 +117,9 @@ fn run_harness(setup: Setup) -> Harness<Swap> {
             addr: "127.0.0.1:3000".parse().unwrap(),
         }];
     }
+    if let Some(configure) = setup.configure {
+        configure(&mut config, &ws);
+    }
     let mut cx = Ctx::new(ws.workspace(), 10 * MS, false);
     let mut swap = Swap::new(config, vec![api(), worker()], sockets, false, &mut cx);
     let now = Instant::now();
@@ -135,6 +142,7 @@ fn empty_layer() -> TargetLayer {
     TargetLayer {
         args: None,
         env: Default::default(),
+        env_file: None,
         cwd: None,
         listen: None,
         proxy: None,
@@ -1015,6 +1023,8 @@ fn rounds_harness(postpone: bool) -> Harness<Rounds> {
             verbosity: crate::config::Verbosity::Normal,
             color: false,
             keys: false,
+            alerts: Default::default(),
+            target_keys: true,
         },
         debounce: None,
         poll: None,

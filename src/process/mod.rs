@@ -19,6 +19,8 @@ use std::path::PathBuf;
 use crossbeam_channel::Sender;
 
 #[cfg(unix)]
+mod signal_names;
+#[cfg(unix)]
 mod unix;
 #[cfg(unix)]
 use unix as sys;
@@ -186,11 +188,52 @@ impl Signal {
         ("TERM", Signal::TERM),
     ];
 
-    /// `"SIGTERM"`, or `"signal 10"` for numbers without a portable name.
+    /// `"SIGTERM"`, `"SIGUSR1"`, or `"signal 99"` for a number the platform does not name.
     pub fn name(&self) -> String {
+        #[cfg(unix)]
+        if let Some(name) = signal_names::name_of(*self) {
+            return name;
+        }
         match Signal::NAMED.iter().find(|(_, s)| s == self) {
             Some((name, _)) => format!("SIG{name}"),
             None => format!("signal {}", self.0),
+        }
+    }
+
+    /// The highest signal number the platform has.
+    fn max() -> i32 {
+        #[cfg(unix)]
+        {
+            signal_names::max()
+        }
+        #[cfg(not(unix))]
+        {
+            64
+        }
+    }
+
+    fn by_name(bare: &str) -> Option<Signal> {
+        #[cfg(unix)]
+        if let Some(signal) = signal_names::by_name(bare) {
+            return Some(signal);
+        }
+        Signal::NAMED
+            .iter()
+            .find(|(name, _)| *name == bare)
+            .map(|(_, s)| *s)
+    }
+
+    fn all_names() -> Vec<String> {
+        #[cfg(unix)]
+        {
+            signal_names::all()
+        }
+        #[cfg(not(unix))]
+        {
+            Signal::NAMED
+                .iter()
+                .map(|(n, _)| format!("SIG{n}"))
+                .collect()
         }
     }
 }
@@ -204,30 +247,29 @@ impl fmt::Display for Signal {
 impl std::str::FromStr for Signal {
     type Err = anyhow::Error;
 
-    /// Accepts `SIGTERM`, `TERM`, `sigterm` or a number such as `15`.
+    /// Accepts any signal the platform has: `SIGUSR1`, `USR1`, `sigusr1` or a number such
+    /// as `10`.
     fn from_str(s: &str) -> anyhow::Result<Signal> {
         let s = s.trim();
         if let Ok(n) = s.parse::<i32>() {
-            // 64 is Linux's SIGRTMAX; 0 is not a signal but an existence probe.
-            if (1..=64).contains(&n) {
+            // 0 is not a signal but an existence probe; the platform refuses what it cannot
+            // send (macOS stops at 31, Windows has only INT, TERM and KILL).
+            if (1..=Signal::max()).contains(&n) {
                 sys::sendable(Signal(n))?;
                 return Ok(Signal(n));
             }
         } else {
             let upper = s.to_ascii_uppercase();
             let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
-            if let Some((_, sig)) = Signal::NAMED.iter().find(|(name, _)| *name == bare) {
-                sys::sendable(*sig)?;
-                return Ok(*sig);
+            if let Some(signal) = Signal::by_name(bare) {
+                sys::sendable(signal)?;
+                return Ok(signal);
             }
         }
-        let names: Vec<String> = Signal::NAMED
-            .iter()
-            .map(|(n, _)| format!("SIG{n}"))
-            .collect();
         anyhow::bail!(
-            "unknown signal `{s}`: expected one of {} (with or without the SIG prefix, any case) or a signal number 1-64",
-            names.join(", ")
+            "unknown signal `{s}`: expected a name this platform has ({}; with or without the SIG prefix, any case) or a number 1-{}",
+            Signal::all_names().join(", "),
+            Signal::max()
         )
     }
 }
@@ -420,7 +462,7 @@ mod tests {
             (Some(1), None, "exit status 1"),
             (None, Some(9), "killed by SIGKILL"),
             (None, Some(15), "killed by SIGTERM"),
-            (None, Some(10), "killed by signal 10"),
+            (None, Some(99), "killed by signal 99"),
             (None, None, "unknown exit status"),
         ];
         for (code, signal, want) in cases {
@@ -453,7 +495,17 @@ mod tests {
         for (input, want) in ok {
             assert_eq!(input.parse::<Signal>().unwrap(), want, "parsing {input:?}");
         }
-        for bad in ["", "SIG", "TERMX", "SIGSIGTERM", "0", "-9", "65", "USR9"] {
+        for bad in [
+            "",
+            "SIG",
+            "TERMX",
+            "SIGSIGTERM",
+            "0",
+            "-9",
+            "65",
+            "USR9",
+            "RTMIN+99",
+        ] {
             let err = bad.parse::<Signal>().unwrap_err().to_string();
             assert!(
                 err.contains("SIGTERM") && err.contains("SIGKILL"),
@@ -470,6 +522,9 @@ mod tests {
             ("quit", Signal::QUIT),
             ("10", Signal(10)),
             ("31", Signal(31)),
+            ("USR1", Signal(libc::SIGUSR1)),
+            ("SIGUSR2", Signal(libc::SIGUSR2)),
+            ("winch", Signal(libc::SIGWINCH)),
         ];
         for (input, want) in ok {
             assert_eq!(input.parse::<Signal>().unwrap(), want, "parsing {input:?}");
@@ -502,6 +557,40 @@ mod tests {
         assert_eq!(Signal::KILL.name(), "SIGKILL");
         assert_eq!(Signal::HUP.name(), "SIGHUP");
         assert_eq!(Signal::QUIT.name(), "SIGQUIT");
-        assert_eq!(Signal(12).to_string(), "signal 12");
+        assert_eq!(Signal(99).to_string(), "signal 99");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn every_unix_signal_has_its_name() {
+        assert_eq!(Signal(libc::SIGUSR1).to_string(), "SIGUSR1");
+        assert_eq!(Signal(libc::SIGWINCH).name(), "SIGWINCH");
+        let exit = ExitInfo {
+            code: None,
+            signal: Some(libc::SIGUSR1),
+        };
+        assert_eq!(exit.to_string(), "killed by SIGUSR1");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn realtime_signals_by_offset() {
+        let min = libc::SIGRTMIN();
+        assert_eq!("SIGRTMIN".parse::<Signal>().unwrap(), Signal(min));
+        assert_eq!("rtmin+2".parse::<Signal>().unwrap(), Signal(min + 2));
+        assert_eq!(
+            "SIGRTMAX-1".parse::<Signal>().unwrap(),
+            Signal(libc::SIGRTMAX() - 1)
+        );
+        assert_eq!(Signal(min + 2).name(), "SIGRTMIN+2");
+        // The name a signal prints is one the parser reads back.
+        for n in 1..=libc::SIGRTMAX() {
+            let name = Signal(n).name();
+            if name.starts_with("signal ") {
+                // glibc keeps 32 and 33 for itself: they have no name.
+                continue;
+            }
+            assert_eq!(name.parse::<Signal>().unwrap(), Signal(n), "{name}");
+        }
     }
 }

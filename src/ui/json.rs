@@ -6,27 +6,60 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::event::{Event, SCHEMA_VERSION};
 use crate::process::Stream;
 
-#[derive(Serialize)]
+/// One engine event.
+#[derive(Serialize, JsonSchema)]
 struct Envelope<'a> {
+    /// The stream's schema version: bumped when a field is removed or changes meaning.
     v: u32,
+    /// Milliseconds since the Unix epoch.
     ts: u128,
     #[serde(flatten)]
     event: &'a Event,
 }
 
-#[derive(Serialize)]
+/// One line of a target's output (with `--json-output`).
+#[derive(Serialize, JsonSchema)]
 struct OutputLine<'a> {
     v: u32,
     ts: u128,
-    event: &'static str,
+    event: OutputTag,
     target: &'a str,
-    stream: &'static str,
+    stream: StreamName,
+    /// The line without its terminator; bytes that are not UTF-8 become U+FFFD.
     line: String,
+}
+
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+enum OutputTag {
+    Output,
+}
+
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+enum StreamName {
+    Stdout,
+    Stderr,
+}
+
+/// A line of `--json` output: an engine event or a target's output line.
+#[derive(JsonSchema)]
+#[allow(dead_code)] // Only its schema is used: it describes what the two writers emit.
+#[serde(untagged)]
+enum StreamLine<'a> {
+    Event(Envelope<'a>),
+    Output(OutputLine<'a>),
+}
+
+/// The JSON Schema every `--json` line satisfies (`cargo hot schema events`).
+pub fn stream_schema() -> schemars::Schema {
+    schemars::schema_for!(StreamLine<'static>)
 }
 
 /// The JSON line for `event`, stamped with `ts`.
@@ -51,11 +84,11 @@ pub fn output_line(target: &str, stream: Stream, line: &[u8], ts: u128) -> Optio
     serde_json::to_string(&OutputLine {
         v: SCHEMA_VERSION,
         ts,
-        event: "output",
+        event: OutputTag::Output,
         target,
         stream: match stream {
-            Stream::Stdout => "stdout",
-            Stream::Stderr => "stderr",
+            Stream::Stdout => StreamName::Stdout,
+            Stream::Stderr => StreamName::Stderr,
         },
         line: String::from_utf8_lossy(line).into_owned(),
     })

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
-use super::keys::HELP;
 use super::status::{build_line, target_line, Board};
 
 const UPTIME_TICK: Duration = Duration::from_secs(1);
@@ -28,20 +27,23 @@ pub struct Live {
     build: Option<ProgressBar>,
     footer: Option<ProgressBar>,
     color: bool,
+    /// Target lines start with their number, which the keys `1`-`9` name.
+    numbered: bool,
 }
 
 impl Live {
-    pub fn new(color: bool, keys: bool) -> Live {
+    /// `hint`: the key hint for the footer, when keys are read.
+    pub fn new(color: bool, hint: Option<&'static str>) -> Live {
         // 20 redraws a second at most: smooth enough, and cheap on a loaded machine.
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(20));
-        let footer = keys.then(|| {
+        let footer = hint.map(|hint| {
             let hint = if color {
-                console::style(format!("  {HELP}"))
+                console::style(format!("  {hint}"))
                     .dim()
                     .force_styling(true)
                     .to_string()
             } else {
-                format!("  {HELP}")
+                format!("  {hint}")
             };
             let bar = multi.add(ProgressBar::new(0));
             bar.set_style(line_style(move |_, width| {
@@ -56,6 +58,7 @@ impl Live {
             board: Arc::new(Mutex::new(Board::default())),
             bars: Vec::new(),
             build: None,
+            numbered: hint == Some(super::keys::HINT),
             footer,
             color,
         }
@@ -72,6 +75,16 @@ impl Live {
         if self.multi.println(line).is_err() {
             // The terminal went away (hang-up): nothing left to show it on.
         }
+    }
+
+    /// Rings the terminal bell.
+    pub fn bell(&self) {
+        self.multi.suspend(|| {
+            use std::io::Write;
+            let mut err = std::io::stderr().lock();
+            let _ = err.write_all(b"\x07");
+            let _ = err.flush();
+        });
     }
 
     /// Clears the screen; the status area is drawn again below.
@@ -104,15 +117,20 @@ impl Live {
             let index = self.bars.len();
             let board = self.board.clone();
             let color = self.color;
+            let numbered = self.numbered && index < 9;
             let bar = ProgressBar::new(0);
             bar.set_style(line_style(move |_, width| {
                 let board = lock(&board);
                 let name_width = board.targets.iter().map(|t| t.name.len()).max();
-                match board.targets.get(index) {
+                let line = match board.targets.get(index) {
                     Some(view) => {
                         target_line(view, name_width.unwrap_or(0), Instant::now(), width, color)
                     }
                     None => String::new(),
+                };
+                match line.strip_prefix("  ") {
+                    Some(rest) if numbered => format!("{} {rest}", index + 1),
+                    _ => line,
                 }
             }));
             let bar = self.insert_above_build(bar);

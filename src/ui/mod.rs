@@ -15,6 +15,8 @@
 //! Target output always goes out line by line, prefixed with the target's name in a stable
 //! colour when several targets share the terminal.
 
+pub mod alerts;
+mod desktop;
 pub mod json;
 pub mod keys;
 pub mod live;
@@ -30,6 +32,7 @@ use anyhow::Result;
 use console::Style;
 use crossbeam_channel::Receiver;
 
+use self::alerts::{Alert, Alerts, Notifier};
 pub use self::keys::Key;
 use self::live::Live;
 use self::plain::Lines;
@@ -48,6 +51,9 @@ pub struct Ui {
     /// The live view; dropped (status area cleared) before the terminal is restored.
     live: Option<Live>,
     terminal: Option<TerminalGuard>,
+    /// `--clear`, `--bell`, `--notify`.
+    alerts: Alerts,
+    notifier: Option<Notifier>,
 }
 
 /// A stable colour per target, so `api` is always the same colour in one session. Basic
@@ -78,7 +84,15 @@ impl Ui {
     pub fn new(config: OutputConfig) -> Ui {
         let (live, terminal) = if config.format == OutputFormat::Live {
             let terminal = terminal::enter(config.keys);
-            (Some(Live::new(config.color, terminal.keys)), Some(terminal))
+            let hint = if config.target_keys {
+                keys::HINT
+            } else {
+                keys::ROUNDS_HELP
+            };
+            (
+                Some(Live::new(config.color, terminal.keys.then_some(hint))),
+                Some(terminal),
+            )
         } else {
             (None, None)
         };
@@ -88,10 +102,47 @@ impl Ui {
                 color: config.color,
                 root: None,
             },
+            alerts: Alerts::new(config.alerts),
+            notifier: config.alerts.notify.then(Notifier::start),
             config,
             prefix_width: None,
             live,
             terminal,
+        }
+    }
+
+    /// Clears the screen, rings the bell or notifies, as the options and `event` say: the
+    /// screen before the event's line, the others after it.
+    fn alert(&mut self, alerts: Vec<Alert>, before: bool) {
+        let mut warnings = Vec::new();
+        for alert in alerts {
+            match alert {
+                Alert::ClearScreen if before => match (&mut self.live, self.config.format) {
+                    (Some(live), _) => live.clear_screen(),
+                    // The event stream is for tools: nothing to clear there.
+                    (None, OutputFormat::Json) => {}
+                    // Asked for, so done even into a pipe (a terminal multiplexer's log).
+                    (None, _) => write_raw(&mut std::io::stderr().lock(), CLEAR_SCREEN),
+                },
+                Alert::Bell if !before => match &self.live {
+                    Some(live) => live.bell(),
+                    None => write_raw(&mut std::io::stderr().lock(), b"\x07"),
+                },
+                Alert::Notify { summary, body } if !before => {
+                    if let Some(warning) =
+                        self.notifier.as_mut().and_then(|n| n.send(summary, body))
+                    {
+                        warnings.push(warning);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(warning) = self.notifier.as_mut().and_then(Notifier::late_failure) {
+            warnings.push(warning);
+        }
+        for message in warnings {
+            self.render(&Event::Warning { message });
         }
     }
 
@@ -131,6 +182,16 @@ impl Ui {
     }
 
     pub fn emit(&mut self, event: &Event) {
+        let alerts = self.alerts.on_event(event);
+        if !alerts.is_empty() {
+            self.alert(alerts.clone(), true);
+        }
+        self.render(event);
+        // Also when there is nothing to do: a late answer from the notifier is reported.
+        self.alert(alerts, false);
+    }
+
+    fn render(&mut self, event: &Event) {
         match self.config.format {
             OutputFormat::Json => {
                 if let Some(line) = json::event_line(event, json::now_millis()) {
@@ -162,7 +223,16 @@ impl Ui {
             Key::RebuildAll => live.println(&self.lines.note("Rebuilding", "all targets (r)")),
             Key::Quit => live.println(&self.lines.note("Quitting", "(q)")),
             Key::Clear => live.clear_screen(),
-            Key::Help => live.println(&self.lines.note("Keys", keys::HELP)),
+            Key::Help => {
+                let help = if self.config.target_keys {
+                    keys::HELP
+                } else {
+                    keys::ROUNDS_HELP
+                };
+                live.println(&self.lines.note("Keys", help));
+            }
+            // The engine's events say what these did.
+            Key::Restart(_) | Key::StopStart(_) | Key::Pause => {}
         }
     }
 
@@ -300,6 +370,14 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
     }
     rows.push(row);
     rows
+}
+
+/// Erase the screen and the scrollback, cursor home: what `clear` does.
+const CLEAR_SCREEN: &[u8] = b"\x1b[2J\x1b[3J\x1b[H";
+
+fn write_raw(out: &mut impl Write, bytes: &[u8]) {
+    let _ = out.write_all(bytes);
+    let _ = out.flush();
 }
 
 fn write_line(out: &mut impl Write, line: &[u8]) {

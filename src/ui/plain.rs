@@ -264,6 +264,14 @@ impl Lines {
             ),
             Event::Warning { message } => ("warning:", Tone::Warn, message.clone()),
             Event::Error { message } => ("error:", Tone::Bad, message.clone()),
+            Event::WatchingPaused { paused: true } => (
+                "Paused",
+                Tone::Warn,
+                "watching (p): changes wait until p resumes".to_string(),
+            ),
+            Event::WatchingPaused { paused: false } => {
+                ("Resumed", Tone::Good, "watching (p)".to_string())
+            }
             Event::Quit { reason } => ("Done", Tone::Dim, reason.clone()),
             // A command echo, as `make` prints it: one unpadded line per cargo command.
             Event::RoundStarted { commands, .. } => {
@@ -284,7 +292,8 @@ impl Lines {
                 return Some(self.status(verb, tone, text));
             }
         };
-        if quiet && !matches!(tone, Tone::Bad | Tone::Warn) {
+        // --quiet: "only errors and the targets' own output", as its help says.
+        if quiet && !matches!(tone, Tone::Bad) {
             return None;
         }
         Some(self.status(verb, tone, &text))
@@ -395,7 +404,7 @@ mod tests {
     }
 
     #[test]
-    fn quiet_keeps_only_problems() {
+    fn quiet_keeps_only_errors() {
         let quiet = lines(Verbosity::Quiet);
         let started = Event::Started {
             target: "api".into(),
@@ -407,6 +416,18 @@ mod tests {
             message: "boom".into(),
         };
         assert_eq!(quiet.line(&error).unwrap(), "error: boom");
+        let warning = Event::Warning {
+            message: "hm".into(),
+        };
+        assert!(quiet.line(&warning).is_none());
+        let failed = Event::BuildFinished {
+            ok: false,
+            duration_ms: 5,
+            targets: vec!["api".into()],
+            rebuilt: Vec::new(),
+            fresh: Vec::new(),
+        };
+        assert!(quiet.line(&failed).unwrap().contains("Failed"));
     }
 
     #[test]

@@ -43,6 +43,8 @@ pub(super) struct Rules {
     extra: Gitignore,
     /// Directories found to hold a `CACHEDIR.TAG`.
     cache_dirs: RwLock<HashSet<PathBuf>>,
+    /// Files never ignored (see [`WatchSpec::keep`]).
+    keep: Vec<PathBuf>,
 }
 
 /// The walk settings every traversal and every matcher uses. Hidden files are
@@ -107,6 +109,7 @@ impl PathFilter {
                 always_ignore,
                 extra,
                 cache_dirs: RwLock::new(HashSet::new()),
+                keep: spec.keep.clone(),
             }),
             matchers: Mutex::new(matchers),
         })
@@ -114,6 +117,9 @@ impl PathFilter {
 
     /// Whether `path` is excluded by any rule, its own or an ancestor's.
     pub fn is_ignored(&self, path: &Path, is_dir: bool) -> bool {
+        if self.rules.keep.iter().any(|k| k == path) {
+            return false;
+        }
         let Some(index) = self.rules.root_index(path) else {
             // Outside every root only the absolute rules can apply.
             return self.rules.always_ignored(path) || self.rules.in_cache_dir(path);
@@ -249,6 +255,7 @@ mod tests {
             always_ignore: vec![root.join("target")],
             extra_ignores: vec!["docs/**".into(), "*.log".into()],
             poll: None,
+            ..WatchSpec::default()
         }
     }
 
@@ -358,6 +365,21 @@ mod tests {
         assert!(!filter.is_ignored(&dep.join("src/lib.rs"), false));
         // Root directories themselves are never ignored.
         assert!(!filter.is_ignored(&dep, true));
+    }
+
+    #[test]
+    fn kept_files_beat_every_ignore_rule() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        write(&root.join(".gitignore"), ".env\n");
+        let mut spec = spec(root);
+        assert!(PathFilter::new(&spec)
+            .unwrap()
+            .is_ignored(&root.join(".env"), false));
+        spec.keep.push(root.join(".env"));
+        let filter = PathFilter::new(&spec).unwrap();
+        assert!(!filter.is_ignored(&root.join(".env"), false));
+        assert!(filter.is_ignored(&root.join("sub/.env"), false));
     }
 
     #[test]

@@ -26,6 +26,7 @@ mod backend;
 mod events;
 mod exact;
 mod filter;
+mod fstype;
 mod temp;
 mod walk;
 mod worker;
@@ -59,6 +60,12 @@ pub struct WatchSpec {
     pub extra_ignores: Vec<String>,
     /// `Some` polls with this interval instead of using OS notifications.
     pub poll: Option<Duration>,
+    /// With `poll` unset: never poll, not even on a file system where native events do not
+    /// arrive (`--no-poll`). Otherwise such a root makes the watcher poll, and say why.
+    pub native_only: bool,
+    /// Files reported even when an ignore rule matches them (an env file that `.gitignore`
+    /// lists): their directories must be under a root.
+    pub keep: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

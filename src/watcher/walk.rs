@@ -162,6 +162,7 @@ mod tests {
             always_ignore: vec![root.join("target")],
             extra_ignores: vec!["docs/".into()],
             poll: None,
+            ..WatchSpec::default()
         };
         let filter = PathFilter::new(&spec).unwrap();
         let mut seen = Vec::new();

@@ -78,7 +78,13 @@ impl State {
         let filter = PathFilter::new(&spec)?;
         let mut out = Vec::new();
         let mut fell_back = false;
-        let backend = match spec.poll {
+        let auto = automatic_poll(&spec);
+        if let Some((_, reason)) = &auto {
+            out.push(WatchMsg::FellBackToPolling {
+                reason: reason.clone(),
+            });
+        }
+        let backend = match spec.poll.or(auto.map(|(every, _)| every)) {
             Some(interval) => {
                 Backend::poll(&raw_tx, interval).context("starting the polling watcher")?
             }
@@ -249,7 +255,10 @@ impl State {
 
     pub(super) fn update(&mut self, spec: WatchSpec) -> Result<()> {
         self.filter = PathFilter::new(&spec)?;
-        let poll_changed = spec.poll != self.spec.poll;
+        let poll_changed = effective_poll(&spec) != effective_poll(&self.spec);
+        if let (None, Some((_, reason))) = (effective_poll(&self.spec), automatic_poll(&spec)) {
+            self.out.push(WatchMsg::FellBackToPolling { reason });
+        }
         self.spec = spec;
         if poll_changed {
             self.switch_mode();
@@ -259,7 +268,7 @@ impl State {
     }
 
     fn switch_mode(&mut self) {
-        let (wanted, interval) = match self.spec.poll {
+        let (wanted, interval) = match effective_poll(&self.spec) {
             Some(interval) => (WatchMode::Poll(interval), interval),
             // Once the OS limit was hit, going native again would hit it again.
             None if self.fell_back => (WatchMode::Poll(FALLBACK_POLL), FALLBACK_POLL),
@@ -279,6 +288,30 @@ impl State {
             )),
         }
     }
+}
+
+/// Polling chosen for the spec itself: no interval given, `native_only` not set, and a root
+/// on a file system where native events never arrive. The reason names that file system.
+fn automatic_poll(spec: &WatchSpec) -> Option<(std::time::Duration, String)> {
+    if spec.poll.is_some() || spec.native_only {
+        return None;
+    }
+    spec.roots.iter().find_map(|root| {
+        let fs = super::fstype::eventless(root)?;
+        let ms = FALLBACK_POLL.as_millis();
+        Some((
+            FALLBACK_POLL,
+            format!(
+                "{} is on {fs}, where file events from other machines (the host of a container, Windows) never arrive: polling every {ms}ms instead; --no-poll turns this off",
+                root.display()
+            ),
+        ))
+    })
+}
+
+/// The interval the spec asks for, automatic polling included.
+fn effective_poll(spec: &WatchSpec) -> Option<std::time::Duration> {
+    spec.poll.or(automatic_poll(spec).map(|(every, _)| every))
 }
 
 pub(super) fn is_not_found(err: &notify::Error) -> bool {

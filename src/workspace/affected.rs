@@ -48,7 +48,7 @@ pub struct PackageChanges {
 }
 
 /// Why a target is affected. Paths are relative to the workspace root when under it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Reason {
     /// Changed package → … → the target's package, e.g. `["core", "web", "api"]`; a change in
@@ -57,17 +57,20 @@ pub enum Reason {
     /// The target's own source file (`src/bin/x.rs`, `examples/x.rs`, `src/bin/x/…`).
     OwnFile {
         #[serde(serialize_with = "crate::lossy::path")]
+        #[schemars(with = "String")]
         path: PathBuf,
     },
     /// The target's dep-info lists this file (e.g. an `include_str!` outside every package).
     ReadsFile {
         #[serde(serialize_with = "crate::lossy::path")]
+        #[schemars(with = "String")]
         path: PathBuf,
     },
     /// A build script in the target's dependency closure reruns when this path changes.
     BuildScript {
         package: String,
         #[serde(serialize_with = "crate::lossy::path")]
+        #[schemars(with = "String")]
         path: PathBuf,
     },
     /// Nothing is known of the output of this build script in the target's closure, and the
@@ -80,6 +83,7 @@ pub enum Reason {
     /// `Cargo.lock`, the root manifest, root cargo config or the toolchain: every target.
     Global {
         #[serde(serialize_with = "crate::lossy::path")]
+        #[schemars(with = "String")]
         path: PathBuf,
     },
 }

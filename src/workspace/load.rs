@@ -30,6 +30,8 @@ pub struct MetadataRequest {
     /// `--target-dir` override; otherwise metadata's `target_directory`, which already honours
     /// `CARGO_TARGET_DIR` and `.cargo/config`.
     pub target_dir: Option<PathBuf>,
+    /// cargo's `--config KEY=VALUE|PATH`: it can move the target dir, among other things.
+    pub config: Vec<String>,
 }
 
 /// `cargo metadata` failed. Callers print `stderr` verbatim: say exactly what cargo said.
@@ -105,6 +107,10 @@ fn metadata_args(req: &MetadataRequest) -> Vec<String> {
             .filter(|(on, _)| *on)
             .map(|(_, f)| f.to_string()),
     );
+    for config in &req.config {
+        args.push("--config".into());
+        args.push(config.clone());
+    }
     args
 }
 

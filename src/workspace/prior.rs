@@ -19,14 +19,14 @@ use super::depinfo::read_dep_info;
 use super::{BuildKnowledge, RunKind, TargetId, TargetKind, Workspace};
 
 /// Which rules answered for a target.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct Basis {
     pub basis: BasisKind,
     /// The dep-info that answered, or why there was none.
     pub why: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BasisKind {
     /// Dep-info from an earlier build: only files rustc read, plus build scripts' nets.

@@ -17,6 +17,10 @@ pub struct Selection {
     pub examples: Vec<String>,
     pub workspace: bool,
     pub exclude: Vec<String>,
+    /// `--bins`: every bin of the selected packages.
+    pub all_bins: bool,
+    /// `--examples`: every example of the selected packages.
+    pub all_examples: bool,
 }
 
 impl Workspace {
@@ -30,6 +34,7 @@ impl Workspace {
             bail!("--exclude can only be used together with --workspace");
         }
         let named_targets = !sel.bins.is_empty() || !sel.examples.is_empty();
+        let all_of_kind = sel.all_bins || sel.all_examples;
         // Like cargo, `--workspace` wins over `-p`.
         let scope: Vec<usize> = if sel.workspace {
             self.members_except(&sel.exclude)?
@@ -37,17 +42,43 @@ impl Workspace {
             self.resolve_specs(&sel.packages)?
         } else if named_targets {
             self.members().collect()
+        } else if all_of_kind {
+            // `cargo build --bins` alone: the package around `cwd`, or the default members.
+            self.default_packages(cwd)
         } else {
             return self.default_targets(cwd);
         };
 
         let mut out = Vec::new();
-        if named_targets {
+        if named_targets || all_of_kind {
             for name in &sel.bins {
                 out.extend(self.named_target(&scope, name, RunKind::Bin)?);
             }
             for name in &sel.examples {
                 out.extend(self.named_target(&scope, name, RunKind::Example)?);
+            }
+            for (on, kind, flag) in [
+                (sel.all_bins, RunKind::Bin, "--bins"),
+                (sel.all_examples, RunKind::Example, "--examples"),
+            ] {
+                if !on {
+                    continue;
+                }
+                let found: Vec<TargetId> = scope
+                    .iter()
+                    .flat_map(|&p| runnable(&self.packages[p], kind))
+                    .collect();
+                if found.is_empty() {
+                    let names: Vec<&str> = scope
+                        .iter()
+                        .map(|&p| self.packages[p].name.as_str())
+                        .collect();
+                    bail!(
+                        "{flag}: no such target in package(s) `{}`",
+                        names.join("`, `")
+                    );
+                }
+                out.extend(found);
             }
         } else {
             for &p in &scope {
@@ -156,17 +187,7 @@ impl Workspace {
     /// Cargo's rule when nothing is named: the package around `cwd`, or the default members
     /// at the root; then the one `default-run`, else the only binary.
     fn default_targets(&self, cwd: &Path) -> anyhow::Result<Vec<TargetId>> {
-        let cwd = self.absolute(cwd);
-        let current = self
-            .members()
-            .filter(|&i| {
-                cwd.starts_with(&self.packages[i].dir) && self.packages[i].dir != self.root
-            })
-            .max_by_key(|&i| self.packages[i].dir.components().count());
-        let pkgs: Vec<usize> = match current {
-            Some(p) => vec![p],
-            None => self.default_members.clone(),
-        };
+        let pkgs = self.default_packages(cwd);
 
         let bins: Vec<(usize, TargetId)> = pkgs
             .iter()
@@ -221,6 +242,22 @@ impl Workspace {
 }
 
 impl Workspace {
+    /// The packages cargo acts on when none is named: the member around `cwd`, else the
+    /// default members.
+    fn default_packages(&self, cwd: &Path) -> Vec<usize> {
+        let cwd = self.absolute(cwd);
+        let current = self
+            .members()
+            .filter(|&i| {
+                cwd.starts_with(&self.packages[i].dir) && self.packages[i].dir != self.root
+            })
+            .max_by_key(|&i| self.packages[i].dir.components().count());
+        match current {
+            Some(p) => vec![p],
+            None => self.default_members.clone(),
+        }
+    }
+
     /// Every bin and example of every member: what a config may name.
     pub fn runnable_targets(&self) -> Vec<TargetId> {
         self.members()
@@ -494,6 +531,44 @@ mod tests {
         let err = error(select(&ws, narrowed, "."));
         assert!(
             err.contains("no bin target named `api`; available: worker"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bins_and_examples_flags_take_every_one_of_their_kind() {
+        let ws = ws();
+        // Alone: the package around the working directory, as cargo does.
+        let bins = Selection {
+            all_bins: true,
+            ..Selection::default()
+        };
+        assert_eq!(
+            select(&ws, bins.clone(), "api/src").unwrap(),
+            [bin_id("api", "api"), bin_id("api", "client")]
+        );
+        let both = Selection {
+            packages: vec!["api".into()],
+            all_bins: true,
+            all_examples: true,
+            ..Selection::default()
+        };
+        assert_eq!(
+            select(&ws, both, ".").unwrap(),
+            [
+                bin_id("api", "api"),
+                bin_id("api", "client"),
+                example_id("api", "demo")
+            ]
+        );
+        let none = Selection {
+            packages: vec!["worker".into()],
+            all_examples: true,
+            ..Selection::default()
+        };
+        let err = error(select(&ws, none, "."));
+        assert!(
+            err.contains("--examples: no such target in package(s) `worker`"),
             "{err}"
         );
     }

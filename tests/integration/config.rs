@@ -1,4 +1,4 @@
-//! Configuration: `[workspace.metadata.hot]`, `[package.metadata.hot]` and `--config FILE`
+//! Configuration: `[workspace.metadata.hot]`, `[package.metadata.hot]` and `--hot-config FILE`
 //! written into the test's copy of the fixture, and what the started processes see (read from
 //! `/proc`: their arguments, environment and working directory).
 
@@ -110,7 +110,15 @@ args = ["--from-file"]
 "#,
     );
     // `--bin api` beats `run`, `-- --port 0` beats the file's args.
-    let mut hot = ws.hot(&["--config", "hot.toml", "--bin", "api", "--", "--port", "0"]);
+    let mut hot = ws.hot(&[
+        "--hot-config",
+        "hot.toml",
+        "--bin",
+        "api",
+        "--",
+        "--port",
+        "0",
+    ]);
     let watching = hot.wait_event("watching", EVENT_TIMEOUT, |_| true);
     assert_eq!(watching["targets"], serde_json::json!(["api"]));
     let api = hot.started("api");
@@ -141,7 +149,7 @@ fn bad_configuration_fails_at_start_naming_file_key_and_fix() {
 
     ws.replace("Cargo.toml", "stop_timeout", "stop-timeout");
     ws.write("hot.toml", "[targets.api]\nstop-timeout = true\n");
-    let mut hot = ws.hot(&["--config", "hot.toml", "--bin", "worker"]);
+    let mut hot = ws.hot(&["--hot-config", "hot.toml", "--bin", "worker"]);
     assert_eq!(hot.wait_exit(Duration::from_secs(60)), Some(1));
     let stderr = hot.stderr();
     assert!(
@@ -150,7 +158,7 @@ fn bad_configuration_fails_at_start_naming_file_key_and_fix() {
     );
 
     ws.write("hot.toml", "[targets.api]\ncwd = \"nowhere\"\n");
-    let mut hot = ws.hot(&["--config", "hot.toml", "--bin", "api"]);
+    let mut hot = ws.hot(&["--hot-config", "hot.toml", "--bin", "api"]);
     assert_eq!(hot.wait_exit(Duration::from_secs(60)), Some(1));
     let stderr = hot.stderr();
     assert!(stderr.contains("/nowhere"), "{stderr}");
@@ -162,7 +170,7 @@ fn bad_configuration_fails_at_start_naming_file_key_and_fix() {
 fn a_broken_config_saved_while_running_keeps_the_last_good_one() {
     let ws = Workspace::new();
     ws.write("hot.toml", "[targets.api]\nenv = { GREETING = \"one\" }\n");
-    let mut hot = ws.hot(&["--config", "hot.toml", "--bin", "api"]);
+    let mut hot = ws.hot(&["--hot-config", "hot.toml", "--bin", "api"]);
     let api = hot.started("api");
     hot.api_port();
     assert_eq!(environ(api, "GREETING").as_deref(), Some("one"));
@@ -310,7 +318,7 @@ action = "rebuild"
 targets = ["api"]
 "#,
     );
-    let mut hot = ws.hot(&["--config", "hot.toml", "--bin", "api"]);
+    let mut hot = ws.hot(&["--hot-config", "hot.toml", "--bin", "api"]);
     let api = hot.started("api");
     let port = hot.api_port();
     assert_eq!(ws.read("hooks.log"), "build\n");

@@ -121,7 +121,10 @@ fn row(screen: &str, needle: &str) -> Option<usize> {
 
 fn status_line<'a>(screen: &'a str, target: &str) -> Option<&'a str> {
     screen.lines().find(|l| {
+        // With keys on, each line starts with the number that `1`-`9` and `s` name.
         l.trim_start()
+            .trim_start_matches(|c: char| c.is_ascii_digit())
+            .trim_start()
             .strip_prefix(['●', '◌', '✗', '○'])
             .is_some_and(|rest| rest.trim_start().starts_with(&format!("{target} ")))
     })
@@ -312,10 +315,7 @@ fn a_narrow_window_drops_columns_instead_of_wrapping() {
     let rows: Vec<&str> = screen.lines().collect();
     let api = row(&screen, "● api").unwrap();
     // One row per target, the hint cut with `…`: nothing wrapped onto a second row.
-    assert!(
-        rows[api + 1].trim_start().starts_with("● worker"),
-        "{screen}"
-    );
+    assert!(rows[api + 1].contains("● worker"), "{screen}");
     assert!(
         rows[api + 2].trim_start().starts_with("r rebuild"),
         "{screen}"
@@ -336,5 +336,84 @@ fn a_narrow_window_drops_columns_instead_of_wrapping() {
     tmux.keys(&["q"]);
     tmux.wait_screen("cargo-hot to quit", EVENT_TIMEOUT, |s| {
         s.contains("Done all targets stopped") && s.trim_end().ends_with('$')
+    });
+}
+
+#[test]
+fn numbers_restart_one_target_s_stops_and_starts_it_p_pauses_watching() {
+    let ws = Workspace::new();
+    let Some(tmux) = Tmux::start(ws.root(), 140, 40) else {
+        return;
+    };
+    tmux.type_line(&hot_command("--bin api --bin worker -- --port 0", ""));
+    let pid = |screen: &str, target: &str| {
+        let line = status_line(screen, target)?;
+        let at = line.find("pid ")? + 4;
+        Some(line[at..].split_whitespace().next()?.to_string())
+    };
+    let running = |s: &str, t: &str| status_line(s, t).is_some_and(|l| l.contains("running"));
+    let screen = tmux.wait_screen("both targets running", BUILD_TIMEOUT, |s| {
+        running(s, "api") && running(s, "worker")
+    });
+    // The numbers the keys use are on the status lines.
+    assert!(
+        screen
+            .lines()
+            .any(|l| l.starts_with("1 ") && l.contains("api ")),
+        "{screen}"
+    );
+    assert!(
+        screen
+            .lines()
+            .any(|l| l.starts_with("2 ") && l.contains("worker ")),
+        "{screen}"
+    );
+    let (api, worker) = (
+        pid(&screen, "api").unwrap(),
+        pid(&screen, "worker").unwrap(),
+    );
+
+    // `2`: worker alone restarts, with no build.
+    tmux.keys(&["2"]);
+    let screen = tmux.wait_screen("worker restarted", EVENT_TIMEOUT, |s| {
+        running(s, "worker") && pid(s, "worker").is_some_and(|p| p != worker)
+    });
+    assert_eq!(pid(&screen, "api").unwrap(), api);
+    assert!(screen.contains("restart requested (2)"), "{screen}");
+    assert_eq!(
+        screen.matches("Building api").count(),
+        1,
+        "no build: {screen}"
+    );
+
+    // `s` `1`: api stops and stays stopped; `s` `1` again starts it.
+    tmux.keys(&["s", "1"]);
+    tmux.wait_screen("api stopped", EVENT_TIMEOUT, |s| {
+        status_line(s, "api").is_some_and(|l| !l.contains("running") && !l.contains("pid "))
+    });
+    tmux.keys(&["s", "1"]);
+    tmux.wait_screen("api started again", EVENT_TIMEOUT, |s| {
+        running(s, "api") && pid(s, "api").is_some_and(|p| p != api)
+    });
+
+    // `p`: a change waits until `p` again.
+    tmux.keys(&["p"]);
+    tmux.wait_screen("paused", EVENT_TIMEOUT, |s| s.contains("Paused watching"));
+    ws.replace("core/src/lib.rs", "\"v1\"", "\"v2\"");
+    tmux.keys(&["?"]);
+    let screen = tmux.wait_screen("the key help", EVENT_TIMEOUT, |s| {
+        s.contains("s then 1-9 stop/start it") && s.contains("p pause/resume watching")
+    });
+    assert!(
+        !screen.contains("Changed core/src/lib.rs"),
+        "paused: {screen}"
+    );
+    tmux.keys(&["p"]);
+    tmux.wait_screen("the change built after resuming", BUILD_TIMEOUT, |s| {
+        s.contains("Resumed watching") && s.contains("worker | worker v2 started")
+    });
+    tmux.keys(&["q"]);
+    tmux.wait_screen("cargo-hot to quit", EVENT_TIMEOUT, |s| {
+        s.contains("Done all targets stopped")
     });
 }

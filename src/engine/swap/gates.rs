@@ -249,13 +249,24 @@ impl Swap {
                 self.gate(cx, steps, Then::Swap { swaps, revive }, now);
             }
             Then::Swap { swaps, revive } => {
+                let held: Vec<TargetId> = self
+                    .targets
+                    .iter()
+                    .filter(|t| self.is_held(t))
+                    .cloned()
+                    .collect();
                 let mut fx = Effects::new(cx, &self.settings);
                 for swap in swaps.into_iter().filter(|s| !failed(&s.target)) {
                     if let Some(job) = self.jobs.iter_mut().find(|j| j.target == swap.target) {
-                        job.replace(swap.staged, swap.reason, &mut fx, now);
+                        if held.contains(&job.target) {
+                            // Stopped with `s`: the new build is what `s` starts.
+                            job.latest = Some(swap.staged);
+                        } else {
+                            job.replace(swap.staged, swap.reason, &mut fx, now);
+                        }
                     }
                 }
-                for target in revive.iter().filter(|t| !failed(t)) {
+                for target in revive.iter().filter(|t| !failed(t) && !held.contains(t)) {
                     if let Some(job) = self.jobs.iter_mut().find(|j| &j.target == target) {
                         if let (false, Some(latest)) = (job.is_alive(), job.latest.clone()) {
                             job.replace(latest, "restart after exit", &mut fx, now);
@@ -272,9 +283,16 @@ impl Swap {
                 }
             }
             Then::Restart { targets, reason } => {
+                let held: Vec<TargetId> = self
+                    .targets
+                    .iter()
+                    .filter(|t| self.is_held(t))
+                    .cloned()
+                    .collect();
                 let mut fx = Effects::new(cx, &self.settings);
                 for job in &mut self.jobs {
-                    if targets.contains(&job.target) && !failed(&job.target) {
+                    let wanted = targets.contains(&job.target) && !held.contains(&job.target);
+                    if wanted && !failed(&job.target) {
                         if let Some(latest) = job.latest.clone() {
                             job.replace(latest, &reason, &mut fx, now);
                         }

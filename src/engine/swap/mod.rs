@@ -14,6 +14,7 @@
 //! [`Action`]s through [`Effects`] ([`effects`]). Hooks are gates that run one at a time, off
 //! the loop, before what they guard ([`gates`]).
 
+mod controls;
 mod effects;
 mod gates;
 
@@ -68,6 +69,8 @@ pub struct Swap {
     /// `r` was pressed: the next good build restarts every target, fresh or not.
     restart_all: bool,
     notify_started: bool,
+    /// Targets stopped with `s`: nothing starts them until `s` or their number does.
+    held: BTreeSet<TargetId>,
     /// Build scripts' `rerun-if-changed` paths the watcher was last asked to watch.
     script_watches: Vec<ScriptWatch>,
 }
@@ -117,6 +120,7 @@ impl Swap {
             running_hook: None,
             restart_all: false,
             notify_started,
+            held: BTreeSet::new(),
             script_watches: Vec::new(),
         };
         swap.set_targets(cx, targets, Instant::now());
@@ -501,11 +505,7 @@ impl Swap {
             packages: reloaded.workspace.packages().len(),
         });
         cx.workspace = reloaded.workspace;
-        cx.push(Action::UpdateWatch(watch_spec(
-            &cx.workspace,
-            &self.config.ignore,
-            self.config.poll,
-        )));
+        cx.push(Action::UpdateWatch(self.config.watch_spec(&cx.workspace)));
         // Always: a changed configuration changes the settings of targets that stay, and
         // those are restarted (with the executable they run) so the change is seen.
         let before = self.settings.clone();
@@ -561,6 +561,7 @@ impl Workload for Swap {
             .into_iter()
             .filter(|p| !plan.handled.contains(p))
             .collect();
+        let paths = self.restart_for_extra_roots(cx, paths, &plan.matched, now);
         if paths.is_empty() {
             if plan.rebuild.is_empty() {
                 self.changed.clear();
@@ -572,11 +573,11 @@ impl Workload for Swap {
         let affected = cx
             .workspace
             .affected(&paths, &self.targets, &self.knowledge);
-        let config_changed = self
-            .config
-            .config_file
-            .as_ref()
-            .is_some_and(|file| paths.iter().any(|p| p == file));
+        // An env file is re-read with the configuration; the targets whose variables changed
+        // restart with the executable they run.
+        let config_changed = paths.iter().any(|p| {
+            self.config.config_file.as_deref() == Some(p.as_path()) || self.config.is_env_file(p)
+        });
         if affected.reload || config_changed {
             cx.reload(paths);
             return;
@@ -636,6 +637,9 @@ impl Workload for Swap {
                     .retain(|job| targets.contains(&job.target) || job.is_alive());
                 // A replaced process is gone: its staged copy is of no more use.
                 self.remove_stale_copies(cx);
+            }
+            Input::Key(key @ (Key::Restart(_) | Key::StopStart(_))) => {
+                self.on_target_key(cx, key, now)
             }
             Input::Key(Key::RebuildAll) => {
                 cx.push(Action::ShowKey(Key::RebuildAll));
@@ -753,5 +757,7 @@ pub fn watch_spec(
         always_ignore: vec![workspace.target_dir().to_path_buf()],
         extra_ignores: extra_ignores.to_vec(),
         poll,
+        native_only: false,
+        keep: Vec::new(),
     }
 }

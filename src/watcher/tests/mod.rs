@@ -58,6 +58,7 @@ impl Tree {
             always_ignore: vec![self.path("target")],
             extra_ignores: vec!["*.log".into()],
             poll: None,
+            ..WatchSpec::default()
         }
     }
 }

@@ -186,6 +186,7 @@ fn update_changes_roots_and_ignores() {
         always_ignore: vec![ws.join("target")],
         extra_ignores: vec![],
         poll: None,
+        ..WatchSpec::default()
     };
     let (watcher, rx) = start(spec.clone());
     assert_eq!(watcher.watched_dirs(), 4);
