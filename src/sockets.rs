@@ -258,11 +258,19 @@ fn remove_stale_unix_socket(path: &Path) -> Result<()> {
             path.display()
         );
     }
-    if UnixStream::connect(path).is_ok() {
-        bail!(
+    // Only a refused connection proves nobody is behind the file. Any other error (EPROTOTYPE
+    // from another program's datagram socket, EACCES from one we may not use) says nothing
+    // about whether it is alive, and replacing a live socket breaks its owner.
+    match UnixStream::connect(path) {
+        Ok(_) => bail!(
             "{} is in use: another process listens on it; stop it or choose another path",
             path.display()
-        );
+        ),
+        Err(error) if error.raw_os_error() == Some(libc::ECONNREFUSED) => {}
+        Err(error) => bail!(
+            "{} is a socket that cargo hot cannot tell is stale (connecting to it failed: {error}); it may belong to a live program, so it is left alone: remove it yourself if it is stale, or choose another unix: path",
+            path.display()
+        ),
     }
     std::fs::remove_file(path)
         .with_context(|| format!("failed to remove the stale socket {}", path.display()))
@@ -380,5 +388,25 @@ mod tests {
             std::fs::read_to_string(dir.path().join("notes.txt")).unwrap(),
             "mine"
         );
+    }
+
+    /// Another program's live datagram socket answers a stream connect with EPROTOTYPE: that is
+    /// not "stale", and the socket must survive.
+    #[test]
+    fn a_live_datagram_socket_is_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dgram.sock");
+        let live = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        let spec = ListenSpec::parse("unix:dgram.sock", dir.path()).unwrap();
+        let err = format!("{:#}", Sockets::bind(&[spec]).unwrap_err());
+        assert!(
+            err.contains(&path.display().to_string()) && err.contains("left alone"),
+            "{err}"
+        );
+        let client = std::os::unix::net::UnixDatagram::unbound().unwrap();
+        client.send_to(b"still here", &path).unwrap();
+        let mut buf = [0u8; 16];
+        let n = live.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"still here");
     }
 }
