@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 
 use crate::build::Staged;
-use crate::duration::human_duration;
+use crate::duration::{deadline_after, human_duration};
 use crate::event::Event;
 use crate::process::{ExitInfo, ProcKey, Signal};
 use crate::workspace::TargetId;
@@ -361,7 +361,7 @@ impl Job {
         });
         self.retiring.push(Retiring {
             run,
-            kill_deadline: now + self.policy.stop.timeout,
+            kill_deadline: deadline_after(now, self.policy.stop.timeout),
             killed: false,
         });
     }
@@ -398,7 +398,7 @@ impl Job {
             Some(timeout) => {
                 self.starting = Some(Starting {
                     run,
-                    ready_deadline: now + timeout,
+                    ready_deadline: deadline_after(now, timeout),
                 })
             }
             None => self.promote(run, procs, events, now),

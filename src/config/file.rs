@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{Map, Value};
 
-use crate::duration::parse_duration;
+use crate::duration::{check_poll_interval, duration_from_millis, parse_duration};
 use crate::hooks::{Hook, Hooks, Stage};
 use crate::process::Signal;
 use crate::ready::{ReadyCheck, ReadySpec};
@@ -186,9 +186,12 @@ pub fn parse(value: &Value, source: &Source) -> Result<Layer> {
                 layer.poll = Some(match value {
                     Value::Bool(false) => None,
                     Value::Bool(true) => Some(Duration::from_millis(500)),
-                    other => Some(ctx.duration(other, &path).map_err(|_| {
-                        ctx.expected(&path, "true, false or an interval like \"500ms\"", other)
-                    })?),
+                    other => {
+                        let every = ctx.duration(other, &path).map_err(|_| {
+                            ctx.expected(&path, "true, false or an interval like \"500ms\"", other)
+                        })?;
+                        Some(check_poll_interval(every).map_err(|e| ctx.invalid(&path, e))?)
+                    }
                 })
             }
             "ignore" => layer.ignore = ctx.strings(value, &path)?,
@@ -308,10 +311,10 @@ impl Ctx<'_> {
     fn duration(&self, value: &Value, path: &str) -> Result<Duration> {
         match value {
             Value::String(text) => parse_duration(text).map_err(|e| self.invalid(path, e)),
-            Value::Number(n) => n
-                .as_u64()
-                .map(Duration::from_millis)
-                .ok_or_else(|| self.expected(path, "a duration like \"10s\" or \"50ms\"", value)),
+            Value::Number(n) => match n.as_u64() {
+                Some(ms) => duration_from_millis(ms).map_err(|e| self.invalid(path, e)),
+                None => Err(self.expected(path, "a duration like \"10s\" or \"50ms\"", value)),
+            },
             other => Err(self.expected(path, "a duration like \"10s\" or \"50ms\"", other)),
         }
     }
@@ -641,6 +644,23 @@ mod tests {
         );
         assert_eq!(parse_ws("").unwrap(), Layer::default());
         assert!(error("poll = \"often\"").contains("`workspace.metadata.hot.poll`"));
+        for zero in ["poll = 0", "poll = \"0ms\""] {
+            let e = error(zero);
+            assert!(
+                e.contains("`workspace.metadata.hot.poll`") && e.contains("the minimum is 10ms"),
+                "{zero}: {e}"
+            );
+        }
+        for huge in [
+            "debounce = 9223372036854775807",
+            "debounce = \"9999999999999999999s\"",
+        ] {
+            let e = error(huge);
+            assert!(
+                e.contains("`workspace.metadata.hot.debounce`") && e.contains("24h"),
+                "{huge}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -346,3 +346,23 @@ fn a_failed_spawn_is_reported_and_leaves_the_job_idle() {
         matches!(&events[0], Event::Error { message } if message.contains("exec format error"))
     );
 }
+
+/// A stop or ready timeout too large for an `Instant` (the old `--stop-timeout
+/// 9999999999999999999s`) made SIGTERM panic; deadlines now saturate.
+#[test]
+fn huge_timeouts_never_overflow_a_deadline() {
+    let mut job = job_with(Handoff::Overlap, Some(Duration::MAX));
+    job.set_policy(JobPolicy {
+        stop: StopPolicy {
+            signal: Signal::TERM,
+            timeout: Duration::MAX,
+        },
+        ..job.policy()
+    });
+    let (mut procs, mut events, now) = (Recorder::default(), vec![], Instant::now());
+    job.replace(staged(1), "start", &mut procs, &mut events, now);
+    assert!(job.deadline().is_some_and(|d| d > now));
+    job.stop("quit", &mut procs, &mut events, now);
+    assert!(job.deadline().is_some_and(|d| d > now));
+    assert_eq!(procs.signals, vec![(100, Signal::TERM)]);
+}
