@@ -389,3 +389,45 @@ fn an_unwritable_staging_dir_shows_the_error_and_the_old_server_keeps_serving() 
     prove_rebuilds(&ws, &mut hot, "v3");
     assert_no_panic(&hot);
 }
+
+/// A child that leaves the target's group (`setsid`) or is double-forked away survived the
+/// target's restart, cargo hot's quit and its SIGKILL (issue 11, item 7).
+#[test]
+fn children_that_leave_the_group_go_with_their_target() {
+    let ws = Workspace::new();
+    let pids = |hot: &mut Hot| -> [u32; 2] {
+        ["setsid", "daemon"].map(|label| {
+            let line = hot.output("escaper", &format!("{label} "));
+            line.rsplit(' ').next().unwrap().parse().unwrap()
+        })
+    };
+    let mut hot = ws.hot(&["--example", "escaper"]);
+    hot.started("escaper");
+    let first = pids(&mut hot);
+    assert!(first.iter().all(|&pid| alive(pid)), "{first:?}");
+
+    ws.replace("core/src/lib.rs", "\"v1\"", "\"v2\"");
+    hot.wait_event("exited", BUILD_TIMEOUT, |e| e["target"] == "escaper");
+    hot.started("escaper");
+    for pid in first {
+        assert!(wait_gone(pid, EVENT_TIMEOUT), "{pid} survived a restart");
+    }
+    let second = pids(&mut hot);
+    hot.signal(libc::SIGINT);
+    assert_eq!(hot.wait_exit(EVENT_TIMEOUT), Some(0));
+    for pid in second {
+        assert!(wait_gone(pid, EVENT_TIMEOUT), "{pid} survived quitting");
+    }
+
+    let mut hot = ws.hot(&["--example", "escaper"]);
+    hot.started("escaper");
+    let third = pids(&mut hot);
+    hot.signal(libc::SIGKILL);
+    let _ = hot.wait_exit(EVENT_TIMEOUT);
+    for pid in third {
+        assert!(
+            wait_gone(pid, EVENT_TIMEOUT),
+            "{pid} survived a SIGKILL of cargo hot"
+        );
+    }
+}
