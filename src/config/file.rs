@@ -58,6 +58,8 @@ pub struct Layer {
     pub watch: Vec<WatchEntry>,
     /// Workspace-wide hooks.
     pub hooks: Hooks,
+    /// `hook-timeout`: how long any hook may run before it is killed.
+    pub hook_timeout: Option<Duration>,
 }
 
 /// `targets.<bin>`: how one target is run.
@@ -125,6 +127,7 @@ const TOP_KEYS: &[&str] = &[
     "before-build",
     "after-build",
     "before-start",
+    "hook-timeout",
 ];
 const PACKAGE_KEYS: &[&str] = &["targets", "watch"];
 const TARGET_KEYS: &[&str] = &[
@@ -195,6 +198,16 @@ pub fn parse(value: &Value, source: &Source) -> Result<Layer> {
                 })
             }
             "ignore" => layer.ignore = ctx.strings(value, &path)?,
+            "hook-timeout" => {
+                let timeout = ctx.duration(value, &path)?;
+                if timeout.is_zero() {
+                    return Err(ctx.invalid(
+                        &path,
+                        anyhow!("a hook timeout of 0 would kill every hook at once: give a duration such as \"10m\""),
+                    ));
+                }
+                layer.hook_timeout = Some(timeout);
+            }
             "before-build" | "after-build" | "before-start" => {
                 let (stage, hook) = ctx.hook(key, value, &path)?;
                 layer.hooks.set(stage, hook);
@@ -661,6 +674,21 @@ mod tests {
                 "{huge}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn hook_timeout_is_a_positive_duration() {
+        assert_eq!(
+            parse_ws("hook-timeout = \"30s\"").unwrap().hook_timeout,
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(parse_ws("").unwrap().hook_timeout, None);
+        let e = error("hook-timeout = \"0s\"");
+        assert!(
+            e.contains("`workspace.metadata.hot.hook-timeout`") && e.contains("10m"),
+            "{e}"
+        );
+        assert!(error("hook-timeout = true").contains("expected a duration"));
     }
 
     #[test]

@@ -114,6 +114,8 @@ run = [{run}]
 # poll = "500ms"
 # Paths to ignore, on top of .gitignore.
 # ignore = ["docs/**", "*.log"]
+# How long a hook (before-build, after-build, before-start) may run before it is killed.
+# hook-timeout = "10m"
 "#
     );
     for name in &names {
