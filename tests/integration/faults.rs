@@ -431,3 +431,46 @@ fn children_that_leave_the_group_go_with_their_target() {
         );
     }
 }
+
+/// `cargo hot > docs/hot.txt` inside the workspace: each line written was a change, which
+/// printed another line, for ever (issue 11, item 13).
+#[test]
+fn output_redirected_into_the_workspace_is_not_a_change() {
+    let ws = Workspace::new();
+    let out = fs::File::create(ws.path("docs/hot-out.txt")).unwrap();
+    let err = fs::File::create(ws.path("docs/hot-err.txt")).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cargo-hot"))
+        .args(["hot", "--plain", "-v", "-p", "api"])
+        .current_dir(ws.root())
+        .env_remove("CARGO_TARGET_DIR")
+        .stdin(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .unwrap();
+    let log = || fs::read_to_string(ws.path("docs/hot-err.txt")).unwrap_or_default();
+    let wait_for = |needle: &str| {
+        let deadline = std::time::Instant::now() + BUILD_TIMEOUT;
+        while !log().contains(needle) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {needle:?} in:\n{}",
+                log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    wait_for("Started");
+    // A change of our own after those lines: once it is reported, any change the lines
+    // written before it caused has been reported too.
+    ws.write("docs/README.md", "sentinel\n");
+    wait_for("Changed docs/README.md");
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let _ = child.wait();
+    let text = log();
+    assert!(
+        !text.contains("hot-err.txt") && !text.contains("hot-out.txt"),
+        "cargo hot reported its own output as a change:\n{text}"
+    );
+}
