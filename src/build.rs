@@ -112,10 +112,14 @@ pub struct BuildOutcome {
 
 impl Build {
     /// `package_names` maps cargo's package ids to names (see [`package_names`]).
-    pub fn new(targets: Vec<TargetId>, package_names: HashMap<String, String>) -> Build {
+    pub fn new(
+        targets: Vec<TargetId>,
+        package_names: HashMap<String, String>,
+        started: Instant,
+    ) -> Build {
         Build {
             targets,
-            started: Instant::now(),
+            started,
             artifacts: BTreeMap::new(),
             build_scripts: Vec::new(),
             units_done: 0,
@@ -196,11 +200,11 @@ impl Build {
 
     /// The build's result once cargo exited: it succeeded only if cargo said so, exited 0,
     /// and produced every executable we asked for.
-    pub fn finish(self, exited_ok: bool) -> BuildOutcome {
+    pub fn finish(self, exited_ok: bool, now: Instant) -> BuildOutcome {
         let complete = self.targets.iter().all(|t| self.artifacts.contains_key(t));
         BuildOutcome {
             ok: exited_ok && self.success.unwrap_or(false) && complete,
-            duration: self.started.elapsed(),
+            duration: now.saturating_duration_since(self.started),
             targets: self.targets,
             artifacts: self.artifacts,
             build_scripts: self.build_scripts,
@@ -211,7 +215,7 @@ impl Build {
 /// The name in a package id: `registry+https://…#libc@0.2.191` → `libc`,
 /// `path+file:///src/core#0.1.0` → `core` (the name is left out when it is the directory's),
 /// and the older `libc 0.2.191 (registry+…)` → `libc`.
-fn name_from_package_id(id: &str) -> String {
+pub fn name_from_package_id(id: &str) -> String {
     if let Some((url, fragment)) = id.split_once('#') {
         return match fragment.split_once('@') {
             Some((name, _version)) => name.to_string(),
@@ -339,7 +343,7 @@ mod tests {
         .into_iter()
         .map(|(dir, name)| (format!("path+file:///ROOT/{dir}#0.1.0"), name.to_string()))
         .collect();
-        let mut build = Build::new(targets, names);
+        let mut build = Build::new(targets, names, Instant::now());
         for line in RECORDED.lines() {
             build.on_stdout_line(line.as_bytes());
         }
@@ -380,7 +384,7 @@ mod tests {
             2,
             "api's and jobs' build scripts"
         );
-        let outcome = build.finish(true);
+        let outcome = build.finish(true, Instant::now());
         assert!(outcome.ok);
         let api = &outcome.artifacts[&target("api", "api")];
         assert_eq!(api.executable, PathBuf::from("/ROOT/target/debug/api"));
@@ -390,14 +394,20 @@ mod tests {
     #[test]
     fn a_build_missing_a_requested_executable_is_not_ok() {
         let build = recorded_build(vec![target("api", "api"), target("api", "admin")]);
-        assert!(!build.finish(true).ok, "no artifact for admin");
+        assert!(
+            !build.finish(true, Instant::now()).ok,
+            "no artifact for admin"
+        );
         let build = recorded_build(vec![target("api", "api")]);
-        assert!(!build.finish(false).ok, "cargo exited with an error");
+        assert!(
+            !build.finish(false, Instant::now()).ok,
+            "cargo exited with an error"
+        );
     }
 
     #[test]
     fn noise_on_stdout_is_ignored() {
-        let mut build = Build::new(vec![], HashMap::new());
+        let mut build = Build::new(vec![], HashMap::new(), Instant::now());
         assert_eq!(build.on_stdout_line(b"hello from a build script"), None);
         assert_eq!(
             build.on_stdout_line(b"{\"reason\":\"unknown-future-kind\"}"),

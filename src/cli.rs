@@ -87,6 +87,21 @@ pub struct SelectionArgs {
     pub exclude: Vec<String>,
 }
 
+/// Which members `cargo hot test|check|clippy` covers.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Package selection")]
+pub struct PackageSelectionArgs {
+    /// Only this member's tests or lints (when a change affects it); repeatable.
+    #[arg(short = 'p', long = "package", value_name = "SPEC")]
+    pub packages: Vec<String>,
+    /// Every member (the default).
+    #[arg(long, conflicts_with = "packages")]
+    pub workspace: bool,
+    /// Leave this member out; repeatable.
+    #[arg(long, value_name = "SPEC")]
+    pub exclude: Vec<String>,
+}
+
 /// Flags passed through to every cargo command we run.
 #[derive(Debug, Clone, Default, Args)]
 #[command(next_help_heading = "Cargo options")]
@@ -253,11 +268,17 @@ pub struct AffectedArgs {
 #[derive(Debug, Clone, Args)]
 pub struct WatchArgs {
     #[command(flatten)]
+    pub selection: PackageSelectionArgs,
+    #[command(flatten)]
     pub cargo: CargoArgs,
-    /// Quiet period after the last file event before running.
-    #[arg(long, value_name = "DURATION", default_value = "10ms", value_parser = parse_duration,
-          help_heading = "Watching")]
-    pub debounce: Duration,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Quiet period after the last file event before running [default: 10ms].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Watching")]
+    pub debounce: Option<Duration>,
+    /// Read cargo hot's configuration from this TOML file too (on top of Cargo.toml's).
+    #[arg(long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Poll the file system instead of using native events; INTERVAL defaults to 500ms.
     #[arg(long, value_name = "INTERVAL", num_args = 0..=1, require_equals = true,
           default_missing_value = "500ms", value_parser = parse_poll_interval, help_heading = "Watching")]

@@ -115,6 +115,31 @@ pub enum Event {
     Error {
         message: String,
     },
+    /// `cargo hot test|check|clippy`: a round began, running these cargo commands.
+    RoundStarted {
+        tool: String,
+        packages: Vec<String>,
+        commands: Vec<String>,
+    },
+    /// A newer change arrived: the round stops; the next one covers both.
+    RoundCancelled {
+        packages: Vec<String>,
+    },
+    /// A round ended: how each package did, and the totals.
+    RoundFinished {
+        tool: String,
+        ok: bool,
+        duration_ms: u128,
+        packages: Vec<PackageOutcome>,
+        passed: usize,
+        failed: usize,
+        /// Failed tests by name.
+        failures: Vec<String>,
+        errors: usize,
+        warnings: usize,
+        /// The round in one line, as printed.
+        summary: String,
+    },
     /// cargo hot is exiting.
     Quit {
         reason: String,
@@ -137,4 +162,15 @@ pub struct AffectedTarget {
     pub reason: crate::workspace::Reason,
     /// The reason as one readable phrase, e.g. `core → web → api`.
     pub why: String,
+}
+
+/// How one package did in a round of `cargo hot test|check|clippy`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PackageOutcome {
+    pub package: String,
+    pub ok: bool,
+    pub passed: usize,
+    pub failed: usize,
+    pub errors: usize,
+    pub warnings: usize,
 }

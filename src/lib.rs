@@ -15,7 +15,6 @@
 
 pub mod affected;
 pub mod build;
-pub mod checks;
 pub mod cli;
 pub mod config;
 pub mod duration;
@@ -25,6 +24,7 @@ pub mod hooks;
 pub mod lossy;
 pub mod process;
 pub mod ready;
+pub mod rounds;
 pub mod sockets;
 pub mod supervisor;
 pub mod ui;
@@ -64,9 +64,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Some(Command::Affected(args)) => affected::run(&args, &env, &cwd),
         Some(Command::Init(args)) => config::init::run(&args, &env, &cwd),
-        Some(Command::Test(args)) => checks::run(checks::Options::test(&args, &env, &cwd)?),
-        Some(Command::Check(args)) => checks::run(checks::Options::check(&args, &env, &cwd)?),
-        Some(Command::Clippy(args)) => checks::run(checks::Options::clippy(&args, &env, &cwd)?),
+        Some(Command::Test(args)) => engine::run_rounds(rounds::Options::test(&args, &env, &cwd)?),
+        Some(Command::Check(args)) => {
+            engine::run_rounds(rounds::Options::check(&args, &env, &cwd)?)
+        }
+        Some(Command::Clippy(args)) => {
+            engine::run_rounds(rounds::Options::clippy(&args, &env, &cwd)?)
+        }
         Some(Command::Run(args)) => engine::run(RunConfig::resolve(&args, &env, &cwd)?),
         None => engine::run(RunConfig::resolve(&cli.run, &env, &cwd)?),
     }

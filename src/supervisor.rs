@@ -32,17 +32,21 @@ use crate::event::Event;
 use crate::process::{ExitInfo, ProcKey, Signal};
 use crate::workspace::TargetId;
 
-/// What a job needs from the operating system; the engine's implementation spawns real
-/// processes (and sets up their readiness probes), tests use a recorder.
+/// What a job needs from the outside world; the engine core turns these into actions for its
+/// loop, tests use a recorder.
 pub trait Processes {
-    /// Starts `target` from `staged` under `key`, returning its pid (= its process group id).
-    fn spawn(&mut self, target: &TargetId, staged: &Staged, key: ProcKey) -> Result<u32>;
+    /// Asks for `target` to be started from `staged` under `key`. The pid (= its process
+    /// group id) comes back through [`Job::on_spawned`], a failure through
+    /// [`Job::on_spawn_failed`].
+    fn spawn(&mut self, target: &TargetId, staged: &Staged, key: ProcKey) -> Result<()>;
     /// Sends `signal` to the process group `pgid`.
     fn signal_group(&mut self, pgid: u32, signal: Signal);
     /// The process `key`, leader of group `pgid`, was reaped: forget it.
     fn forget(&mut self, key: ProcKey, pgid: u32);
     /// A fresh key for the next process, echoed back in its exit event.
     fn next_key(&mut self) -> ProcKey;
+    /// Reports what happened.
+    fn event(&mut self, event: Event);
 }
 
 /// How a job stops a process.
@@ -83,6 +87,17 @@ pub struct Job {
     retiring: Vec<Retiring>,
     /// With [`Handoff::StopFirst`]: started once every retiring process is gone.
     queued: Option<Staged>,
+    /// Asked to be spawned; the pid is not known yet.
+    launching: Vec<Launching>,
+}
+
+/// A process asked for, not yet started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Launching {
+    key: ProcKey,
+    staged: Staged,
+    /// Stopped before it started (superseded, or quit): retired as soon as it is.
+    abandon: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,6 +132,7 @@ impl Job {
             starting: None,
             retiring: Vec::new(),
             queued: None,
+            launching: Vec::new(),
         }
     }
 
@@ -142,12 +158,19 @@ impl Job {
 
     /// Has a process (serving, starting or on its way out).
     pub fn is_alive(&self) -> bool {
-        self.serving.is_some() || self.starting.is_some() || !self.retiring.is_empty()
+        self.serving.is_some()
+            || self.starting.is_some()
+            || !self.retiring.is_empty()
+            || !self.launching.is_empty()
     }
 
     /// The executable the newest process runs: what a new build is compared with to decide
     /// whether a restart would change anything.
     pub fn newest_staged(&self) -> Option<&Staged> {
+        let launching = self.launching.iter().rev().find(|l| l.abandon.is_none());
+        if let Some(launching) = launching {
+            return Some(&launching.staged);
+        }
         self.starting
             .as_ref()
             .map(|s| &s.run.staged)
@@ -162,6 +185,7 @@ impl Job {
             .chain(self.retiring.iter().map(|r| &r.run))
             .map(|r| &r.staged)
             .chain(self.queued.iter())
+            .chain(self.launching.iter().map(|l| &l.staged))
     }
 
     /// A good build produced `staged`: run it, taking over from the current process.
@@ -170,27 +194,23 @@ impl Job {
         staged: Staged,
         reason: &str,
         procs: &mut dyn Processes,
-        events: &mut Vec<Event>,
         now: Instant,
     ) {
         self.latest = Some(staged.clone());
         if let Some(starting) = self.starting.take() {
-            self.retire(
-                starting.run,
-                "superseded by a newer build",
-                procs,
-                events,
-                now,
-            );
+            self.retire(starting.run, "superseded by a newer build", procs, now);
+        }
+        for launching in &mut self.launching {
+            launching.abandon = Some("superseded by a newer build".into());
         }
         match self.policy.handoff {
-            Handoff::Overlap => self.start(staged, procs, events, now),
+            Handoff::Overlap => self.start(staged, procs),
             Handoff::StopFirst => {
                 if let Some(serving) = self.serving.take() {
-                    self.retire(serving, reason, procs, events, now);
+                    self.retire(serving, reason, procs, now);
                 }
                 if self.retiring.is_empty() {
-                    self.start(staged, procs, events, now);
+                    self.start(staged, procs);
                 } else {
                     self.queued = Some(staged);
                 }
@@ -199,28 +219,25 @@ impl Job {
     }
 
     /// Stops every process for good (quit, or the target was deselected).
-    pub fn stop(
-        &mut self,
-        reason: &str,
-        procs: &mut dyn Processes,
-        events: &mut Vec<Event>,
-        now: Instant,
-    ) {
+    pub fn stop(&mut self, reason: &str, procs: &mut dyn Processes, now: Instant) {
         self.queued = None;
+        for launching in &mut self.launching {
+            launching.abandon = Some(reason.to_string());
+        }
         for run in [self.starting.take().map(|s| s.run), self.serving.take()]
             .into_iter()
             .flatten()
         {
-            self.retire(run, reason, procs, events, now);
+            self.retire(run, reason, procs, now);
         }
     }
 
     /// Kills every retiring process group now, without waiting for the stop timeout.
-    pub fn kill_now(&mut self, procs: &mut dyn Processes, events: &mut Vec<Event>) {
+    pub fn kill_now(&mut self, procs: &mut dyn Processes) {
         for retiring in self.retiring.iter_mut().filter(|r| !r.killed) {
             procs.signal_group(retiring.run.pid, Signal::KILL);
             retiring.killed = true;
-            events.push(Event::Killed {
+            procs.event(Event::Killed {
                 target: self.target.to_string(),
                 pid: retiring.run.pid,
             });
@@ -229,30 +246,17 @@ impl Job {
 
     /// The readiness check of process `key` passed. Returns false if it is not this job's
     /// starting process (a late report about a process already stopped).
-    pub fn on_ready(
-        &mut self,
-        key: ProcKey,
-        procs: &mut dyn Processes,
-        events: &mut Vec<Event>,
-        now: Instant,
-    ) -> bool {
+    pub fn on_ready(&mut self, key: ProcKey, procs: &mut dyn Processes, now: Instant) -> bool {
         if self.starting.as_ref().is_none_or(|s| s.run.key != key) {
             return false;
         }
         let run = self.starting.take().expect("checked").run;
-        self.promote(run, procs, events, now);
+        self.promote(run, procs, now);
         true
     }
 
     /// The process with `key` ended. Returns false if the key is not this job's.
-    pub fn on_exit(
-        &mut self,
-        key: ProcKey,
-        status: ExitInfo,
-        procs: &mut dyn Processes,
-        events: &mut Vec<Event>,
-        now: Instant,
-    ) -> bool {
+    pub fn on_exit(&mut self, key: ProcKey, status: ExitInfo, procs: &mut dyn Processes) -> bool {
         let target = self.target.to_string();
         let mut start_failed = None;
         let (run, expected) = if self.serving.as_ref().is_some_and(|r| r.key == key) {
@@ -279,17 +283,19 @@ impl Job {
         // The leader is gone; whatever it forked must go with it.
         procs.signal_group(run.pid, Signal::KILL);
         procs.forget(key, run.pid);
-        events.push(Event::Exited {
+        procs.event(Event::Exited {
             target,
             pid: run.pid,
             code: status.code,
             signal: status.signal,
             expected,
         });
-        events.extend(start_failed);
+        if let Some(event) = start_failed {
+            procs.event(event);
+        }
         if self.retiring.is_empty() {
             if let Some(staged) = self.queued.take() {
-                self.start(staged, procs, events, now);
+                self.start(staged, procs);
             }
         }
         true
@@ -308,12 +314,7 @@ impl Job {
 
     /// A new process not ready in time is stopped (the old one keeps serving); a stop whose
     /// timeout has passed escalates to SIGKILL.
-    pub fn on_deadline(
-        &mut self,
-        procs: &mut dyn Processes,
-        events: &mut Vec<Event>,
-        now: Instant,
-    ) {
+    pub fn on_deadline(&mut self, procs: &mut dyn Processes, now: Instant) {
         if self
             .starting
             .as_ref()
@@ -322,13 +323,13 @@ impl Job {
             let run = self.starting.take().expect("checked").run;
             let timeout = self.policy.ready_timeout.unwrap_or_default();
             let reason = format!("not ready within {}", human_duration(timeout));
-            events.push(Event::StartFailed {
+            procs.event(Event::StartFailed {
                 target: self.target.to_string(),
                 pid: run.pid,
                 reason: reason.clone(),
                 still_serving: self.serving.as_ref().map(|r| r.pid),
             });
-            self.retire(run, &reason, procs, events, now);
+            self.retire(run, &reason, procs, now);
         }
         for retiring in self
             .retiring
@@ -337,23 +338,16 @@ impl Job {
         {
             procs.signal_group(retiring.run.pid, Signal::KILL);
             retiring.killed = true;
-            events.push(Event::Killed {
+            procs.event(Event::Killed {
                 target: self.target.to_string(),
                 pid: retiring.run.pid,
             });
         }
     }
 
-    fn retire(
-        &mut self,
-        run: Running,
-        reason: &str,
-        procs: &mut dyn Processes,
-        events: &mut Vec<Event>,
-        now: Instant,
-    ) {
+    fn retire(&mut self, run: Running, reason: &str, procs: &mut dyn Processes, now: Instant) {
         procs.signal_group(run.pid, self.policy.stop.signal);
-        events.push(Event::Stopping {
+        procs.event(Event::Stopping {
             target: self.target.to_string(),
             pid: run.pid,
             signal: self.policy.stop.signal.name(),
@@ -366,34 +360,48 @@ impl Job {
         });
     }
 
-    fn start(
-        &mut self,
-        staged: Staged,
-        procs: &mut dyn Processes,
-        events: &mut Vec<Event>,
-        now: Instant,
-    ) {
+    fn start(&mut self, staged: Staged, procs: &mut dyn Processes) {
         let key = procs.next_key();
-        let pid = match procs.spawn(&self.target, &staged, key) {
-            Ok(pid) => pid,
-            Err(error) => {
-                events.push(Event::Error {
-                    message: format!("failed to start {}: {error:#}", self.target),
-                });
-                return;
-            }
+        if let Err(error) = procs.spawn(&self.target, &staged, key) {
+            procs.event(Event::Error {
+                message: format!("failed to start {}: {error:#}", self.target),
+            });
+            return;
+        }
+        self.launching.push(Launching {
+            key,
+            staged,
+            abandon: None,
+        });
+    }
+
+    /// The process `key` was started with `pid`. Returns false if the key is not this job's.
+    pub fn on_spawned(
+        &mut self,
+        key: ProcKey,
+        pid: u32,
+        procs: &mut dyn Processes,
+        now: Instant,
+    ) -> bool {
+        let Some(i) = self.launching.iter().position(|l| l.key == key) else {
+            return false;
         };
-        events.push(Event::Started {
+        let launching = self.launching.remove(i);
+        procs.event(Event::Started {
             target: self.target.to_string(),
             pid,
-            executable: staged.path.clone(),
+            executable: launching.staged.path.clone(),
         });
         let run = Running {
             pid,
             key,
             started: now,
-            staged,
+            staged: launching.staged,
         };
+        if let Some(reason) = launching.abandon {
+            self.retire(run, &reason, procs, now);
+            return true;
+        }
         match self.policy.ready_timeout {
             Some(timeout) => {
                 self.starting = Some(Starting {
@@ -401,26 +409,38 @@ impl Job {
                     ready_deadline: deadline_after(now, timeout),
                 })
             }
-            None => self.promote(run, procs, events, now),
+            None => self.promote(run, procs, now),
         }
+        true
+    }
+
+    /// The process `key` could not be started. Returns false if the key is not this job's.
+    pub fn on_spawn_failed(
+        &mut self,
+        key: ProcKey,
+        error: &str,
+        procs: &mut dyn Processes,
+    ) -> bool {
+        let Some(i) = self.launching.iter().position(|l| l.key == key) else {
+            return false;
+        };
+        self.launching.remove(i);
+        procs.event(Event::Error {
+            message: format!("failed to start {}: {error}", self.target),
+        });
+        true
     }
 
     /// `run` is ready: it serves from now on, and the one it replaces is asked to stop.
-    fn promote(
-        &mut self,
-        run: Running,
-        procs: &mut dyn Processes,
-        events: &mut Vec<Event>,
-        now: Instant,
-    ) {
-        events.push(Event::Ready {
+    fn promote(&mut self, run: Running, procs: &mut dyn Processes, now: Instant) {
+        procs.event(Event::Ready {
             target: self.target.to_string(),
             pid: run.pid,
             after_ms: now.saturating_duration_since(run.started).as_millis(),
         });
         self.crashed = None;
         if let Some(old) = self.serving.replace(run) {
-            self.retire(old, "new build ready", procs, events, now);
+            self.retire(old, "new build ready", procs, now);
         }
     }
 }

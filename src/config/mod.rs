@@ -12,6 +12,7 @@
 mod file;
 pub mod init;
 mod merge;
+pub use merge::load as load_hot;
 
 pub use file::{TargetLayer, WatchAction, WatchEntry};
 pub use merge::{HotConfig, WatchPlan};
@@ -228,13 +229,7 @@ impl RunConfig {
             .or(hot.debounce)
             .unwrap_or(DEFAULT_DEBOUNCE);
         self.poll = self.flags.poll.or(hot.poll.flatten());
-        self.ignore = hot
-            .ignore
-            .iter()
-            .cloned()
-            .chain(merge::ignored_globs(&hot, workspace.root()))
-            .chain(self.flags.ignore.iter().cloned())
-            .collect();
+        self.ignore = watch_ignores(&hot, workspace, &self.flags.ignore);
         for target in &targets {
             if let Some(dir) = hot.targets.get(target).and_then(|t| t.cwd.as_ref()) {
                 if !dir.is_dir() {
@@ -272,6 +267,17 @@ impl RunConfig {
                     .is_some_and(|r| *r == ReadyCheck::Notify)
             })
     }
+}
+
+/// The ignore globs of a session: the configuration's, its `watch` entries' `ignore` ones,
+/// then the command line's.
+pub fn watch_ignores(hot: &HotConfig, workspace: &Workspace, flags: &[String]) -> Vec<String> {
+    hot.ignore
+        .iter()
+        .cloned()
+        .chain(merge::ignored_globs(hot, workspace.root()))
+        .chain(flags.iter().cloned())
+        .collect()
 }
 
 /// How one target is run and restarted, resolved from the flags that may name it and its

@@ -10,19 +10,58 @@ struct Recorder {
     spawned: Vec<(String, u64)>,
     signals: Vec<(u32, Signal)>,
     forgotten: Vec<u32>,
+    events: Vec<Event>,
+    /// Spawns asked for, not yet answered.
+    pending: Vec<ProcKey>,
     next_pid: u32,
     next_key: ProcKey,
     fail_spawn: bool,
 }
 
-impl Processes for Recorder {
-    fn spawn(&mut self, target: &TargetId, staged: &Staged, _key: ProcKey) -> Result<u32> {
-        if self.fail_spawn {
-            anyhow::bail!("exec format error");
+impl Recorder {
+    /// Answers every spawn asked for, as the engine's loop does right after the action.
+    fn answer(&mut self, job: &mut Job, now: Instant) {
+        for key in std::mem::take(&mut self.pending) {
+            if self.fail_spawn {
+                job.on_spawn_failed(key, "exec format error", self);
+            } else {
+                self.next_pid += 1;
+                let pid = 99 + self.next_pid;
+                job.on_spawned(key, pid, self, now);
+            }
         }
-        self.spawned.push((target.name.clone(), staged.digest));
-        self.next_pid += 1;
-        Ok(99 + self.next_pid)
+    }
+}
+
+/// [`Job::replace`], with the spawns it asks for answered.
+fn replace(job: &mut Job, staged: Staged, reason: &str, procs: &mut Recorder, now: Instant) {
+    job.replace(staged, reason, procs, now);
+    procs.answer(job, now);
+}
+
+/// [`Job::on_exit`], with the spawns it asks for answered.
+fn on_exit(
+    job: &mut Job,
+    key: ProcKey,
+    status: ExitInfo,
+    procs: &mut Recorder,
+    now: Instant,
+) -> bool {
+    let claimed = job.on_exit(key, status, procs);
+    procs.answer(job, now);
+    claimed
+}
+
+impl Processes for Recorder {
+    fn spawn(&mut self, target: &TargetId, staged: &Staged, key: ProcKey) -> Result<()> {
+        if !self.fail_spawn {
+            self.spawned.push((target.name.clone(), staged.digest));
+        }
+        self.pending.push(key);
+        Ok(())
+    }
+    fn event(&mut self, event: Event) {
+        self.events.push(event);
     }
     fn signal_group(&mut self, pgid: u32, signal: Signal) {
         self.signals.push((pgid, signal));
@@ -67,12 +106,12 @@ fn overlapping() -> Job {
 }
 
 /// An overlapping job whose first process (pid 100, key 1, build 1) is ready and serving.
-fn overlapping_serving() -> (Job, Recorder, Vec<Event>, Instant) {
-    let (mut job, mut procs, mut events, now) =
-        (overlapping(), Recorder::default(), vec![], Instant::now());
-    job.replace(staged(1), "start", &mut procs, &mut events, now);
-    assert!(job.on_ready(1, &mut procs, &mut events, now));
-    (job, procs, Vec::new(), now)
+fn overlapping_serving() -> (Job, Recorder, Instant) {
+    let (mut job, mut procs, now) = (overlapping(), Recorder::default(), Instant::now());
+    replace(&mut job, staged(1), "start", &mut procs, now);
+    assert!(job.on_ready(1, &mut procs, now));
+    procs.events.clear();
+    (job, procs, now)
 }
 
 fn staged(digest: u64) -> Staged {
@@ -112,27 +151,25 @@ fn names(events: &[Event]) -> Vec<String> {
 
 #[test]
 fn first_build_starts_the_target() {
-    let (mut job, mut procs, mut events, now) =
-        (job(), Recorder::default(), vec![], Instant::now());
-    job.replace(staged(1), "change", &mut procs, &mut events, now);
+    let (mut job, mut procs, now) = (job(), Recorder::default(), Instant::now());
+    replace(&mut job, staged(1), "change", &mut procs, now);
     assert_eq!(job.serving().map(|r| r.pid), Some(100));
     assert_eq!(procs.spawned, [("api".to_string(), 1)]);
-    assert_eq!(names(&events), ["started 100", "ready 100"]);
+    assert_eq!(names(&procs.events), ["started 100", "ready 100"]);
 }
 
 #[test]
 fn stop_first_stops_then_starts_the_new_build() {
-    let (mut job, mut procs, mut events, now) =
-        (job(), Recorder::default(), vec![], Instant::now());
-    job.replace(staged(1), "start", &mut procs, &mut events, now);
-    job.replace(staged(2), "core changed", &mut procs, &mut events, now);
+    let (mut job, mut procs, now) = (job(), Recorder::default(), Instant::now());
+    replace(&mut job, staged(1), "start", &mut procs, now);
+    replace(&mut job, staged(2), "core changed", &mut procs, now);
     assert_eq!(procs.signals, [(100, Signal::TERM)]);
     assert_eq!(
         procs.spawned.len(),
         1,
         "the new build waits for the old process to exit"
     );
-    assert!(job.on_exit(1, exited(0), &mut procs, &mut events, now));
+    assert!(on_exit(&mut job, 1, exited(0), &mut procs, now));
     assert_eq!(procs.spawned.last(), Some(&("api".to_string(), 2)));
     assert_eq!(
         procs.signals.last(),
@@ -145,21 +182,20 @@ fn stop_first_stops_then_starts_the_new_build() {
 
 #[test]
 fn stop_first_a_newer_build_during_a_stop_wins() {
-    let (mut job, mut procs, mut events, now) =
-        (job(), Recorder::default(), vec![], Instant::now());
-    job.replace(staged(1), "start", &mut procs, &mut events, now);
-    job.replace(staged(2), "change", &mut procs, &mut events, now);
-    job.replace(staged(3), "change", &mut procs, &mut events, now);
-    job.on_exit(1, exited(0), &mut procs, &mut events, now);
+    let (mut job, mut procs, now) = (job(), Recorder::default(), Instant::now());
+    replace(&mut job, staged(1), "start", &mut procs, now);
+    replace(&mut job, staged(2), "change", &mut procs, now);
+    replace(&mut job, staged(3), "change", &mut procs, now);
+    on_exit(&mut job, 1, exited(0), &mut procs, now);
     assert_eq!(procs.spawned.last(), Some(&("api".to_string(), 3)));
     assert_eq!(procs.spawned.len(), 2, "build 2 is never started");
 }
 
 #[test]
 fn overlap_stops_the_old_only_once_the_new_is_ready() {
-    let (mut job, mut procs, mut events, now) = overlapping_serving();
+    let (mut job, mut procs, now) = overlapping_serving();
 
-    job.replace(staged(2), "core changed", &mut procs, &mut events, now);
+    replace(&mut job, staged(2), "core changed", &mut procs, now);
     assert_eq!(procs.spawned.len(), 2, "the new one starts beside the old");
     assert!(
         procs.signals.is_empty(),
@@ -169,12 +205,12 @@ fn overlap_stops_the_old_only_once_the_new_is_ready() {
     assert_eq!(job.starting().map(|r| r.pid), Some(101));
     assert_eq!(job.newest_staged().map(|s| s.digest), Some(2));
 
-    assert!(job.on_ready(2, &mut procs, &mut events, now));
+    assert!(job.on_ready(2, &mut procs, now));
     assert_eq!(procs.signals, [(100, Signal::TERM)]);
     assert_eq!(job.serving().map(|r| r.pid), Some(101));
-    assert!(job.on_exit(1, exited(0), &mut procs, &mut events, now));
+    assert!(on_exit(&mut job, 1, exited(0), &mut procs, now));
     assert_eq!(
-        names(&events),
+        names(&procs.events),
         [
             "started 101",
             "ready 101",
@@ -186,11 +222,11 @@ fn overlap_stops_the_old_only_once_the_new_is_ready() {
 
 #[test]
 fn overlap_a_new_build_that_crashes_at_start_leaves_the_old_serving() {
-    let (mut job, mut procs, mut events, now) = overlapping_serving();
-    job.replace(staged(2), "change", &mut procs, &mut events, now);
-    assert!(job.on_exit(2, exited(3), &mut procs, &mut events, now));
+    let (mut job, mut procs, now) = overlapping_serving();
+    replace(&mut job, staged(2), "change", &mut procs, now);
+    assert!(on_exit(&mut job, 2, exited(3), &mut procs, now));
     assert_eq!(
-        names(&events),
+        names(&procs.events),
         [
             "started 101",
             "exited 101 expected=false",
@@ -209,15 +245,15 @@ fn overlap_a_new_build_that_crashes_at_start_leaves_the_old_serving() {
 
 #[test]
 fn overlap_a_new_build_never_ready_is_stopped_at_the_timeout() {
-    let (mut job, mut procs, mut events, now) = overlapping_serving();
-    job.replace(staged(2), "change", &mut procs, &mut events, now);
+    let (mut job, mut procs, now) = overlapping_serving();
+    replace(&mut job, staged(2), "change", &mut procs, now);
     let deadline = job.deadline().expect("a starting process has a deadline");
     assert_eq!(deadline, now + Duration::from_secs(30));
-    job.on_deadline(&mut procs, &mut events, now + Duration::from_secs(29));
+    job.on_deadline(&mut procs, now + Duration::from_secs(29));
     assert!(job.starting().is_some(), "not yet");
-    job.on_deadline(&mut procs, &mut events, deadline);
+    job.on_deadline(&mut procs, deadline);
     assert_eq!(
-        names(&events),
+        names(&procs.events),
         [
             "started 101",
             "start-failed 101 (not ready within 30.0s) serving=Some(100)",
@@ -227,15 +263,15 @@ fn overlap_a_new_build_never_ready_is_stopped_at_the_timeout() {
     assert_eq!(procs.signals, [(101, Signal::TERM)]);
     assert_eq!(job.serving().map(|r| r.pid), Some(100));
     // A late readiness report of the stopped process changes nothing.
-    assert!(!job.on_ready(2, &mut procs, &mut events, now));
+    assert!(!job.on_ready(2, &mut procs, now));
     assert_eq!(job.serving().map(|r| r.pid), Some(100));
 }
 
 #[test]
 fn overlap_a_newer_build_supersedes_one_still_starting() {
-    let (mut job, mut procs, mut events, now) = overlapping_serving();
-    job.replace(staged(2), "change", &mut procs, &mut events, now);
-    job.replace(staged(3), "change", &mut procs, &mut events, now);
+    let (mut job, mut procs, now) = overlapping_serving();
+    replace(&mut job, staged(2), "change", &mut procs, now);
+    replace(&mut job, staged(3), "change", &mut procs, now);
     assert_eq!(procs.signals, [(101, Signal::TERM)], "only the unready one");
     assert_eq!(job.starting().map(|r| r.pid), Some(102));
     assert_eq!(job.serving().map(|r| r.pid), Some(100));
@@ -245,21 +281,20 @@ fn overlap_a_newer_build_supersedes_one_still_starting() {
 
 #[test]
 fn stop_first_with_a_readiness_check_has_nothing_serving_meanwhile() {
-    let (mut job, mut procs, mut events, now) = (
+    let (mut job, mut procs, now) = (
         job_with(Handoff::StopFirst, Some(Duration::from_secs(30))),
         Recorder::default(),
-        vec![],
         Instant::now(),
     );
-    job.replace(staged(1), "start", &mut procs, &mut events, now);
-    job.on_ready(1, &mut procs, &mut events, now);
-    job.replace(staged(2), "change", &mut procs, &mut events, now);
-    job.on_exit(1, exited(0), &mut procs, &mut events, now);
+    replace(&mut job, staged(1), "start", &mut procs, now);
+    job.on_ready(1, &mut procs, now);
+    replace(&mut job, staged(2), "change", &mut procs, now);
+    on_exit(&mut job, 1, exited(0), &mut procs, now);
     assert_eq!(job.starting().map(|r| r.pid), Some(101));
     assert!(job.serving().is_none());
-    job.on_exit(2, exited(1), &mut procs, &mut events, now);
+    on_exit(&mut job, 2, exited(1), &mut procs, now);
     assert_eq!(job.crashed, Some(exited(1)), "nothing serves: it crashed");
-    assert!(names(&events)
+    assert!(names(&procs.events)
         .last()
         .unwrap()
         .ends_with("before it was ready) serving=None"));
@@ -267,51 +302,49 @@ fn stop_first_with_a_readiness_check_has_nothing_serving_meanwhile() {
 
 #[test]
 fn stop_timeout_escalates_to_kill_once() {
-    let (mut job, mut procs, mut events, now) =
-        (job(), Recorder::default(), vec![], Instant::now());
-    job.replace(staged(1), "start", &mut procs, &mut events, now);
-    job.stop("quit", &mut procs, &mut events, now);
+    let (mut job, mut procs, now) = (job(), Recorder::default(), Instant::now());
+    replace(&mut job, staged(1), "start", &mut procs, now);
+    job.stop("quit", &mut procs, now);
     let deadline = job.deadline().expect("a stopping job has a deadline");
     assert_eq!(deadline, now + Duration::from_secs(5));
-    job.on_deadline(&mut procs, &mut events, now + Duration::from_secs(1));
+    job.on_deadline(&mut procs, now + Duration::from_secs(1));
     assert_eq!(procs.signals, [(100, Signal::TERM)], "not yet");
-    job.on_deadline(&mut procs, &mut events, deadline);
-    job.on_deadline(&mut procs, &mut events, deadline + Duration::from_secs(1));
+    job.on_deadline(&mut procs, deadline);
+    job.on_deadline(&mut procs, deadline + Duration::from_secs(1));
     assert_eq!(procs.signals, [(100, Signal::TERM), (100, Signal::KILL)]);
     assert_eq!(job.deadline(), None);
     let killed = ExitInfo {
         code: None,
         signal: Some(9),
     };
-    job.on_exit(1, killed, &mut procs, &mut events, now);
+    on_exit(&mut job, 1, killed, &mut procs, now);
     assert!(!job.is_alive());
     assert_eq!(procs.spawned.len(), 1, "a stopped job stays down");
 }
 
 #[test]
 fn stop_ends_both_the_serving_and_the_starting_process() {
-    let (mut job, mut procs, mut events, now) = overlapping_serving();
-    job.replace(staged(2), "change", &mut procs, &mut events, now);
-    job.stop("quit", &mut procs, &mut events, now);
+    let (mut job, mut procs, now) = overlapping_serving();
+    replace(&mut job, staged(2), "change", &mut procs, now);
+    job.stop("quit", &mut procs, now);
     assert_eq!(procs.signals, [(101, Signal::TERM), (100, Signal::TERM)]);
-    job.kill_now(&mut procs, &mut events);
+    job.kill_now(&mut procs);
     assert_eq!(procs.signals.len(), 4, "a second Ctrl-C kills both at once");
-    job.on_exit(1, exited(0), &mut procs, &mut events, now);
+    on_exit(&mut job, 1, exited(0), &mut procs, now);
     assert!(job.is_alive());
-    job.on_exit(2, exited(0), &mut procs, &mut events, now);
+    on_exit(&mut job, 2, exited(0), &mut procs, now);
     assert!(!job.is_alive());
 }
 
 #[test]
 fn exiting_on_its_own_waits_for_the_next_change() {
-    let (mut job, mut procs, mut events, now) =
-        (job(), Recorder::default(), vec![], Instant::now());
-    job.replace(staged(1), "start", &mut procs, &mut events, now);
-    job.on_exit(1, exited(3), &mut procs, &mut events, now);
+    let (mut job, mut procs, now) = (job(), Recorder::default(), Instant::now());
+    replace(&mut job, staged(1), "start", &mut procs, now);
+    on_exit(&mut job, 1, exited(3), &mut procs, now);
     assert_eq!(job.crashed, Some(exited(3)));
     assert!(!job.is_alive());
     assert!(matches!(
-        events.last(),
+        procs.events.last(),
         Some(Event::Exited {
             expected: false,
             code: Some(3),
@@ -319,31 +352,30 @@ fn exiting_on_its_own_waits_for_the_next_change() {
         })
     ));
     assert_eq!(procs.spawned.len(), 1, "no restart loop");
-    job.replace(staged(2), "change", &mut procs, &mut events, now);
+    replace(&mut job, staged(2), "change", &mut procs, now);
     assert!(job.serving().is_some());
     assert_eq!(job.crashed, None);
 }
 
 #[test]
 fn exit_of_an_unknown_key_is_not_ours() {
-    let (mut job, mut procs, mut events, now) =
-        (job(), Recorder::default(), vec![], Instant::now());
-    job.replace(staged(1), "start", &mut procs, &mut events, now);
-    assert!(!job.on_exit(42, exited(0), &mut procs, &mut events, now));
+    let (mut job, mut procs, now) = (job(), Recorder::default(), Instant::now());
+    replace(&mut job, staged(1), "start", &mut procs, now);
+    assert!(!on_exit(&mut job, 42, exited(0), &mut procs, now));
     assert!(job.serving().is_some());
 }
 
 #[test]
 fn a_failed_spawn_is_reported_and_leaves_the_job_idle() {
-    let (mut job, mut events, now) = (job(), vec![], Instant::now());
+    let (mut job, now) = (job(), Instant::now());
     let mut procs = Recorder {
         fail_spawn: true,
         ..Recorder::default()
     };
-    job.replace(staged(1), "start", &mut procs, &mut events, now);
+    replace(&mut job, staged(1), "start", &mut procs, now);
     assert!(!job.is_alive());
     assert!(
-        matches!(&events[0], Event::Error { message } if message.contains("exec format error"))
+        matches!(&procs.events[0], Event::Error { message } if message.contains("exec format error"))
     );
 }
 

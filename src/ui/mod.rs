@@ -211,6 +211,14 @@ impl Ui {
         }
     }
 
+    /// A line of a test runner's own output (`cargo hot test`): like a lone target's, with
+    /// no prefix.
+    pub fn runner_output(&mut self, stream: Stream, line: &[u8]) {
+        let width = self.prefix_width.take();
+        self.target_output("cargo", 0, stream, line);
+        self.prefix_width = width;
+    }
+
     /// `api    |`, in the target's colour when colour is on.
     fn prefix(&self, target: &str, index: usize, width: usize) -> String {
         let name = format!("{target:<width$} |");

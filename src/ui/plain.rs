@@ -46,6 +46,18 @@ impl Lines {
         let verbose = self.verbosity == Verbosity::Verbose;
         let quiet = self.verbosity == Verbosity::Quiet;
         let (verb, tone, text) = match event {
+            // `cargo hot test|check|clippy` watch for rounds, not targets: their lines are
+            // command echoes, unpadded.
+            Event::Watching {
+                root, dirs, mode, ..
+            } if !quiet
+                && matches!(event, Event::Watching { targets, .. } if targets.is_empty()) =>
+            {
+                return Some(format!(
+                    "Watching {} ({dirs} directories, {mode}): each change runs cargo for the packages it affects",
+                    root.display()
+                ));
+            }
             Event::Watching {
                 root,
                 dirs,
@@ -242,6 +254,24 @@ impl Lines {
             Event::Warning { message } => ("warning:", Tone::Warn, message.clone()),
             Event::Error { message } => ("error:", Tone::Bad, message.clone()),
             Event::Quit { reason } => ("Done", Tone::Dim, reason.clone()),
+            // A command echo, as `make` prints it: one unpadded line per cargo command.
+            Event::RoundStarted { commands, .. } => {
+                if quiet {
+                    return None;
+                }
+                let lines: Vec<String> = commands.iter().map(|c| format!("Running {c}")).collect();
+                return Some(lines.join("\n"));
+            }
+            Event::RoundCancelled { .. } => (
+                "Cancelled",
+                Tone::Dim,
+                "a new change: the next round covers both".to_string(),
+            ),
+            Event::RoundFinished { summary, ok, .. } => {
+                let (verb, text) = summary.split_once(' ').unwrap_or((summary, ""));
+                let tone = if *ok { Tone::Good } else { Tone::Bad };
+                return Some(self.status(verb, tone, text));
+            }
         };
         if quiet && !matches!(tone, Tone::Bad | Tone::Warn) {
             return None;

@@ -34,6 +34,12 @@ pub(super) enum ScriptNet {
 }
 
 impl BuildKnowledge {
+    /// Takes in what a newer build taught: its entries replace ours.
+    pub fn merge(&mut self, newer: BuildKnowledge) {
+        self.dep_info.extend(newer.dep_info);
+        self.build_scripts.extend(newer.build_scripts);
+    }
+
     /// Records (replacing what was known) the dep-info of a target: the `NAME.d` file cargo
     /// writes beside the executable (`target/debug/api.d`, `target/debug/examples/x.d`).
     pub fn record_dep_info(

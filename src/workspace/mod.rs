@@ -20,7 +20,7 @@ mod graph;
 mod load;
 mod select;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 use std::ffi::OsStr;
 use std::fmt;

@@ -13,7 +13,7 @@ use super::graph::{Edge, Graph};
 use super::{normalize, Package, RunKind, Target, TargetId, TargetKind, Workspace};
 
 /// The cargo running the tests, so the fixtures use the same toolchain.
-pub(super) fn cargo() -> PathBuf {
+pub(crate) fn cargo() -> PathBuf {
     std::env::var_os("CARGO").map_or_else(|| "cargo".into(), PathBuf::from)
 }
 
@@ -24,7 +24,7 @@ fn write(path: &Path, contents: &str) {
     std::fs::write(path, contents).expect("write fixture file");
 }
 
-pub(super) fn bin_id(package: &str, name: &str) -> TargetId {
+pub(crate) fn bin_id(package: &str, name: &str) -> TargetId {
     TargetId {
         package: package.into(),
         name: name.into(),
@@ -32,7 +32,7 @@ pub(super) fn bin_id(package: &str, name: &str) -> TargetId {
     }
 }
 
-pub(super) fn example_id(package: &str, name: &str) -> TargetId {
+pub(crate) fn example_id(package: &str, name: &str) -> TargetId {
     TargetId {
         kind: RunKind::Example,
         ..bin_id(package, name)
@@ -41,7 +41,7 @@ pub(super) fn example_id(package: &str, name: &str) -> TargetId {
 
 /// Builds a [`Workspace`] without cargo. Methods after `pkg`/`path_dep_pkg` apply to the
 /// package last started; dependencies are named and resolved in `build`.
-pub(super) struct WsBuilder {
+pub(crate) struct WsBuilder {
     dir: TempDir,
     root: PathBuf,
     packages: Vec<Package>,
@@ -50,7 +50,7 @@ pub(super) struct WsBuilder {
 }
 
 impl WsBuilder {
-    pub(super) fn new() -> WsBuilder {
+    pub(crate) fn new() -> WsBuilder {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().join("ws");
         write(&root.join("Cargo.toml"), "[workspace]\n");
@@ -64,12 +64,12 @@ impl WsBuilder {
     }
 
     /// Starts a workspace member at `dir` (relative to the root).
-    pub(super) fn pkg(self, name: &str, dir: &str) -> WsBuilder {
+    pub(crate) fn pkg(self, name: &str, dir: &str) -> WsBuilder {
         self.start(name, dir, true)
     }
 
     /// Starts a non-member path dependency at `dir` (relative to the root, may use `..`).
-    pub(super) fn path_dep_pkg(self, name: &str, dir: &str) -> WsBuilder {
+    pub(crate) fn path_dep_pkg(self, name: &str, dir: &str) -> WsBuilder {
         self.start(name, dir, false)
     }
 
@@ -111,28 +111,28 @@ impl WsBuilder {
         self
     }
 
-    pub(super) fn lib(self) -> WsBuilder {
+    pub(crate) fn lib(self) -> WsBuilder {
         let name = self.packages.last().expect("call pkg() first").name.clone();
         self.target(&name, TargetKind::Lib, "src/lib.rs", &[])
     }
 
-    pub(super) fn bin(self, name: &str, rel: &str) -> WsBuilder {
+    pub(crate) fn bin(self, name: &str, rel: &str) -> WsBuilder {
         self.target(name, TargetKind::Bin, rel, &[])
     }
 
-    pub(super) fn bin_requiring(self, name: &str, rel: &str, features: &[&str]) -> WsBuilder {
+    pub(crate) fn bin_requiring(self, name: &str, rel: &str, features: &[&str]) -> WsBuilder {
         self.target(name, TargetKind::Bin, rel, features)
     }
 
-    pub(super) fn example(self, name: &str, rel: &str) -> WsBuilder {
+    pub(crate) fn example(self, name: &str, rel: &str) -> WsBuilder {
         self.target(name, TargetKind::Example, rel, &[])
     }
 
-    pub(super) fn test(self, name: &str, rel: &str) -> WsBuilder {
+    pub(crate) fn test(self, name: &str, rel: &str) -> WsBuilder {
         self.target(name, TargetKind::Test, rel, &[])
     }
 
-    pub(super) fn build_script(self) -> WsBuilder {
+    pub(crate) fn build_script(self) -> WsBuilder {
         self.target(
             "build-script-build",
             TargetKind::BuildScript,
@@ -141,16 +141,16 @@ impl WsBuilder {
         )
     }
 
-    pub(super) fn default_run(mut self, name: &str) -> WsBuilder {
+    pub(crate) fn default_run(mut self, name: &str) -> WsBuilder {
         self.current().default_run = Some(name.into());
         self
     }
 
-    pub(super) fn dep(self, name: &str) -> WsBuilder {
+    pub(crate) fn dep(self, name: &str) -> WsBuilder {
         self.edge(name, Edge::Normal)
     }
 
-    pub(super) fn dev_dep(self, name: &str) -> WsBuilder {
+    pub(crate) fn dev_dep(self, name: &str) -> WsBuilder {
         self.edge(name, Edge::Dev)
     }
 
@@ -160,12 +160,12 @@ impl WsBuilder {
         self
     }
 
-    pub(super) fn default_members(mut self, names: &[&str]) -> WsBuilder {
+    pub(crate) fn default_members(mut self, names: &[&str]) -> WsBuilder {
         self.default_members = Some(names.iter().map(|n| n.to_string()).collect());
         self
     }
 
-    pub(super) fn build(mut self) -> TestWs {
+    pub(crate) fn build(mut self) -> TestWs {
         self.packages.sort_by(|a, b| a.name.cmp(&b.name));
         let index = |name: &str| {
             self.packages
@@ -201,14 +201,19 @@ impl WsBuilder {
 }
 
 /// A built workspace and the temporary directory its files live in.
-pub(super) struct TestWs {
+pub(crate) struct TestWs {
     ws: Workspace,
     _dir: TempDir,
 }
 
 impl TestWs {
+    /// The workspace itself, for code that owns one (the engine); `self` keeps its files.
+    pub(crate) fn workspace(&self) -> Workspace {
+        self.ws.clone()
+    }
+
     /// An absolute path from one relative to the root.
-    pub(super) fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         normalize(&self.ws.root.join(rel))
     }
 }
@@ -232,13 +237,13 @@ impl Deref for TestWs {
 ///   worker/      bin → core, outside; dev → web; build.rs prints nothing
 /// outside/       lib, a path dependency outside the root
 /// ```
-pub(super) struct RealWs {
+pub(crate) struct RealWs {
     _dir: TempDir,
     root: PathBuf,
 }
 
 impl RealWs {
-    pub(super) fn new() -> RealWs {
+    pub(crate) fn new() -> RealWs {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().join("ws");
         let package = |name: &str, extra: &str| {
@@ -317,16 +322,16 @@ impl RealWs {
         RealWs { _dir: dir, root }
     }
 
-    pub(super) fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         &self.root
     }
 
-    pub(super) fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         normalize(&self.root.join(rel))
     }
 
     /// Loads it through `cargo metadata --offline`, with `ws/target` as the target dir.
-    pub(super) fn load(&self) -> Workspace {
+    pub(crate) fn load(&self) -> Workspace {
         super::load(&super::MetadataRequest {
             cargo: cargo(),
             offline: true,
