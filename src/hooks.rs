@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use crossbeam_channel::RecvTimeoutError;
 
 use crate::duration::{deadline_after, human_duration};
@@ -345,45 +345,45 @@ pub fn start(
     Ok(running)
 }
 
-/// Runs `hook` and waits for it, for callers that may block: the default timeout applies and
-/// the hook gets a process group, but no reaper knows it. `target` is set for a target's own
-/// hook and for `before-start` (`HOT_TARGET`).
-pub fn run(
-    hook: &Hook,
-    stage: Stage,
-    root: &Path,
-    changed: &[PathBuf],
-    target: Option<&TargetId>,
-) -> Result<()> {
-    let (tx, rx) = crossbeam_channel::bounded(1);
-    let run = HookRun {
-        hook: hook.clone(),
-        stage,
-        root: root.to_path_buf(),
-        changed: changed.to_vec(),
-        target: target.cloned(),
-        timeout: DEFAULT_TIMEOUT,
-        scratch: std::env::temp_dir().join(format!("cargo-hot-hooks-{}", std::process::id())),
-    };
-    let scratch = run.scratch.clone();
-    start(run, None, move |outcome| {
-        let _ = tx.send(outcome);
-    })?;
-    let outcome = rx.recv();
-    // Only if empty: another hook of this process may be using it.
-    let _ = std::fs::remove_dir(&scratch);
-    match outcome {
-        Ok(HookOutcome::Passed) => Ok(()),
-        Ok(HookOutcome::Failed(message)) => bail!("{message}"),
-        Ok(HookOutcome::Killed) | Err(_) => {
-            bail!("the {} hook `{}` was killed", stage.key(), hook.command)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use anyhow::bail;
+
+    /// Runs `hook` and waits for it: what the engine did before hooks ran off its loop, kept to
+    /// compare with the old behaviour.
+    fn run(
+        hook: &Hook,
+        stage: Stage,
+        root: &Path,
+        changed: &[PathBuf],
+        target: Option<&TargetId>,
+    ) -> Result<()> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let run = HookRun {
+            hook: hook.clone(),
+            stage,
+            root: root.to_path_buf(),
+            changed: changed.to_vec(),
+            target: target.cloned(),
+            timeout: DEFAULT_TIMEOUT,
+            scratch: std::env::temp_dir().join(format!("cargo-hot-hooks-{}", std::process::id())),
+        };
+        let scratch = run.scratch.clone();
+        start(run, None, move |outcome| {
+            let _ = tx.send(outcome);
+        })?;
+        let outcome = rx.recv();
+        // Only if empty: another hook of this process may be using it.
+        let _ = std::fs::remove_dir(&scratch);
+        match outcome {
+            Ok(HookOutcome::Passed) => Ok(()),
+            Ok(HookOutcome::Failed(message)) => bail!("{message}"),
+            Ok(HookOutcome::Killed) | Err(_) => {
+                bail!("the {} hook `{}` was killed", stage.key(), hook.command)
+            }
+        }
+    }
 
     fn hook(command: &str) -> Hook {
         Hook {

@@ -183,6 +183,8 @@ pub enum ReadyMsg {
     Probed(ProcKey),
     /// A process sent `READY=1`; `pid` is the sender as the kernel saw it.
     Notified { pid: u32 },
+    /// Part of a notify message was not acted on (shown with `-v`).
+    Ignored { pid: u32, what: String },
 }
 
 /// Stops a polling probe when dropped: the process exited, became ready, or was stopped.
@@ -307,6 +309,20 @@ impl NotifySocket {
             .spawn(move || {
                 let mut buf = vec![0u8; NOTIFY_BUFFER];
                 while let Ok(got) = recv_datagram(&socket, &mut buf) {
+                    let pid = got.pid;
+                    if got.closed_fds > 0 {
+                        let what = format!(
+                            "{} file descriptor(s) sent to the notify socket were closed: cargo hot has no fd store (FDSTORE=1)",
+                            got.closed_fds
+                        );
+                        let _ = tx.send(ReadyMsg::Ignored { pid, what });
+                    }
+                    if got.truncated {
+                        let what = format!(
+                            "a notify message longer than {NOTIFY_BUFFER} bytes was ignored"
+                        );
+                        let _ = tx.send(ReadyMsg::Ignored { pid, what });
+                    }
                     // Like systemd, a message cut short is ignored whole: its last line may be
                     // a fragment ("READY=1" of "READY=10"), and what was lost is unknown.
                     let ready = !got.truncated && is_ready_message(&buf[..got.len]);
@@ -657,11 +673,17 @@ mod tests {
         let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
         send_with_fd(socket.path(), b"FDSTORE=1\nREADY=1\n", write.as_raw_fd());
         drop(write);
+        let pid = std::process::id();
+        match rx.recv_timeout(Duration::from_secs(10)).unwrap() {
+            ReadyMsg::Ignored { pid: from, what } => {
+                assert_eq!(from, pid);
+                assert!(what.contains("1 file descriptor(s)") && what.contains("FDSTORE"));
+            }
+            other => panic!("expected a notice first, got {other:?}"),
+        }
         assert_eq!(
             rx.recv_timeout(Duration::from_secs(10)).unwrap(),
-            ReadyMsg::Notified {
-                pid: std::process::id()
-            }
+            ReadyMsg::Notified { pid }
         );
         let mut pollfd = libc::pollfd {
             fd: read.as_raw_fd(),
@@ -688,6 +710,10 @@ mod tests {
         long.resize(NOTIFY_BUFFER + 100, b'x');
         client.send_to(&long, socket.path()).unwrap();
         client.send_to(b"READY=1", socket.path()).unwrap();
+        assert!(matches!(
+            rx.recv_timeout(Duration::from_secs(10)).unwrap(),
+            ReadyMsg::Ignored { what, .. } if what.contains("longer than 4096 bytes")
+        ));
         // Messages are handled in order: had the long one counted, its report came first and
         // a second one would be waiting.
         assert_eq!(

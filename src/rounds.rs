@@ -336,7 +336,11 @@ impl Summary {
                 // rustc's closing lines repeat what it already said.
                 let summary_line = text.starts_with("aborting due to")
                     || (text.ends_with(" emitted") && text.contains("warning"));
-                let rendered = msg.message.rendered.clone().unwrap_or_else(|| text.to_string());
+                let rendered = msg
+                    .message
+                    .rendered
+                    .clone()
+                    .unwrap_or_else(|| text.to_string());
                 if !self.seen.insert((package.clone(), rendered)) {
                     return Shown::Nothing;
                 }

@@ -23,7 +23,7 @@ use super::core::{Core, Workload};
 use super::protocol::{Action, HookRun, Input, StageRequest, StageResult};
 use super::settle;
 use crate::build;
-use crate::config::TargetSettings;
+use crate::config::{TargetSettings, Verbosity};
 use crate::event::Event;
 use crate::hooks;
 use crate::process::{self, Io, ProcEvent, ProcKey, Reaper, Signal, Spawn};
@@ -80,6 +80,8 @@ pub struct Driver {
     foreground: HashMap<ProcKey, u32>,
     /// The readiness checks still pending, by process.
     probes: HashMap<ProcKey, Probe>,
+    /// Hooks running, by id, until their [`Input::HookDone`] comes back.
+    hooks: HashMap<u64, hooks::RunningHook>,
 }
 
 /// A readiness check in progress for one process.
@@ -128,6 +130,7 @@ impl Driver {
             pids: HashMap::new(),
             foreground: HashMap::new(),
             probes: HashMap::new(),
+            hooks: HashMap::new(),
         }
     }
 
@@ -171,7 +174,13 @@ impl Driver {
                 recv(procs) -> event => self.on_proc(event.context("process event channel closed")?),
                 recv(signals) -> signal => Some(Input::Signal(signal.context("signal channel closed")?)),
                 recv(ready) -> msg => self.on_ready(msg.context("readiness channel closed")?),
-                recv(results) -> input => Some(input.context("result channel closed")?),
+                recv(results) -> input => {
+                    let input = input.context("result channel closed")?;
+                    if let Input::HookDone { id, .. } = &input {
+                        self.hooks.remove(id);
+                    }
+                    Some(input)
+                },
                 recv(watch_rx) -> msg => match msg {
                     Ok(WatchMsg::Changes(changes)) => Some(Input::FileChanges(changes)),
                     Ok(WatchMsg::Warning(message)) => Some(Input::WatchWarning(message)),
@@ -274,7 +283,12 @@ impl Driver {
                     });
                 }
             }
-            Action::RunHook(run) => self.run_hook(*run),
+            Action::RunHook(run) => self.run_hook(*run, pending),
+            Action::KillHook { id } => {
+                if let Some(hook) = self.hooks.get(&id) {
+                    hook.kill();
+                }
+            }
             Action::Reload => {
                 let (loader, tx) = (self.loader.clone(), self.results_tx.clone());
                 let spawned = std::thread::Builder::new()
@@ -348,6 +362,14 @@ impl Driver {
             ReadyMsg::Notified { pid } => self.pids.get(&pid).copied().or_else(|| {
                 process::process_group_of(pid).and_then(|pgid| self.pids.get(&pgid).copied())
             }),
+            ReadyMsg::Ignored { pid, what } => {
+                if self.ui.verbosity() == Verbosity::Verbose {
+                    self.ui.emit(&Event::Warning {
+                        message: format!("{what} (from pid {pid})"),
+                    });
+                }
+                None
+            }
         }?;
         self.probes.remove(&key).map(|_| Input::Ready { key })
     }
@@ -484,28 +506,37 @@ impl Driver {
         Ok(())
     }
 
-    /// Runs a hook on a thread of its own; its result comes back as [`Input::HookDone`].
-    fn run_hook(&mut self, run: HookRun) {
+    /// Starts a hook in a process group of its own, known to the reaper; a thread of its own
+    /// waits for it and reports [`Input::HookDone`]. Started here, on the loop's thread,
+    /// whose death signal it gets.
+    fn run_hook(&mut self, run: HookRun, pending: &mut VecDeque<Input>) {
         let tx = self.results_tx.clone();
         let id = run.id;
-        let spawned = std::thread::Builder::new()
-            .name("hook".into())
-            .spawn(move || {
-                let result = hooks::run(
-                    &run.hook,
-                    run.stage,
-                    &run.root,
-                    &run.changed,
-                    run.target.as_ref(),
-                )
-                .map_err(|e| format!("{e:#}"));
-                let _ = tx.send(Input::HookDone { id, result });
-            });
-        if let Err(error) = spawned {
-            let _ = self.results_tx.send(Input::HookDone {
+        let request = hooks::HookRun {
+            hook: run.hook,
+            stage: run.stage,
+            root: run.root,
+            changed: run.changed,
+            target: run.target,
+            timeout: run.timeout,
+            scratch: self.hot_dir.join("hooks"),
+        };
+        let started = hooks::start(request, Some(self.reaper.handle()), move |outcome| {
+            let result = match outcome {
+                hooks::HookOutcome::Passed => Ok(()),
+                hooks::HookOutcome::Failed(message) => Err(message),
+                hooks::HookOutcome::Killed => Err("the hook was killed".into()),
+            };
+            let _ = tx.send(Input::HookDone { id, result });
+        });
+        match started {
+            Ok(running) => {
+                self.hooks.insert(id, running);
+            }
+            Err(error) => pending.push_back(Input::HookDone {
                 id,
-                result: Err(format!("failed to start a thread for the hook: {error}")),
-            });
+                result: Err(format!("{error:#}")),
+            }),
         }
     }
 }

@@ -391,10 +391,10 @@ fn huge_timeouts_never_overflow_a_deadline() {
         },
         ..job.policy()
     });
-    let (mut procs, mut events, now) = (Recorder::default(), vec![], Instant::now());
-    job.replace(staged(1), "start", &mut procs, &mut events, now);
+    let (mut procs, now) = (Recorder::default(), Instant::now());
+    replace(&mut job, staged(1), "start", &mut procs, now);
     assert!(job.deadline().is_some_and(|d| d > now));
-    job.stop("quit", &mut procs, &mut events, now);
+    job.stop("quit", &mut procs, now);
     assert!(job.deadline().is_some_and(|d| d > now));
     assert_eq!(procs.signals, vec![(100, Signal::TERM)]);
 }

@@ -474,3 +474,95 @@ fn output_redirected_into_the_workspace_is_not_a_change() {
         "cargo hot reported its own output as a change:\n{text}"
     );
 }
+
+/// A `before-build` hook that hangs: SIGTERM used to do nothing (the hook ran on the loop),
+/// and a SIGKILL of cargo hot left the hook running (issue 11, item 1).
+#[test]
+fn a_hanging_hook_neither_blocks_a_quit_nor_outlives_cargo_hot() {
+    let ws = Workspace::new();
+    ws.write(
+        "hot.toml",
+        "before-build = \"sh -c 'echo $$ > hook-child.pid; exec sleep 1000' & echo $$ > hook.pid; wait\"\n",
+    );
+    for signal in [libc::SIGTERM, libc::SIGKILL] {
+        let _ = fs::remove_file(ws.path("hook.pid"));
+        let _ = fs::remove_file(ws.path("hook-child.pid"));
+        let mut hot = ws.hot(&["--config", "hot.toml", "--bin", "api"]);
+        let hook: u32 = wait_file(&ws.path("hook.pid"), EVENT_TIMEOUT)
+            .trim()
+            .parse()
+            .unwrap();
+        let child: u32 = wait_file(&ws.path("hook-child.pid"), EVENT_TIMEOUT)
+            .trim()
+            .parse()
+            .unwrap();
+        let asked = std::time::Instant::now();
+        hot.signal(signal);
+        let code = hot.wait_exit(EVENT_TIMEOUT);
+        if signal == libc::SIGTERM {
+            assert_eq!(code, Some(0), "{}", hot.history());
+            let took = asked.elapsed();
+            assert!(
+                took < std::time::Duration::from_secs(2),
+                "SIGTERM during a hanging hook took {took:?}"
+            );
+        }
+        for pid in [hook, child] {
+            assert!(
+                wait_gone(pid, EVENT_TIMEOUT),
+                "the hook's process {pid} survived cargo hot's {signal}"
+            );
+        }
+        assert_no_panic(&hot);
+    }
+}
+
+/// About 2000 paths changed at once made `HOT_CHANGED` too long for the kernel (E2BIG):
+/// the hook failed, and every later round with it (issue 11, item 2).
+#[test]
+fn a_huge_burst_reaches_the_hooks_and_the_next_round_still_builds() {
+    let ws = Workspace::new();
+    ws.write(
+        "hot.toml",
+        r#"
+before-build = "tr '\\0' '\\n' < \"$HOT_CHANGED_FILE\" | grep -c generated >> listed.log; true"
+
+[[watch]]
+paths = ["gen/**"]
+action = "rebuild"
+targets = ["api"]
+"#,
+    );
+    // One burst for all 2000 files, even on a slow disk.
+    let mut hot = ws.hot(&["--config", "hot.toml", "--bin", "api", "--debounce", "1s"]);
+    hot.started("api");
+    // ~250 bytes a path: 600 of them are more than one environment string may hold.
+    let dir = format!("gen/{}", "generated-".repeat(20));
+    fs::create_dir_all(ws.path(&dir)).unwrap();
+    for i in 0..2000 {
+        fs::write(ws.path(&format!("{dir}/data-{i:04}.txt")), "x").unwrap();
+    }
+    // The burst may reach the hooks in a few rounds; every path reaches one.
+    let counts = || -> Vec<usize> {
+        ws.read("listed.log")
+            .lines()
+            .map(|l| l.parse().unwrap())
+            .collect()
+    };
+    while counts().iter().sum::<usize>() < 2000 {
+        hot.wait_event("build-finished", BUILD_TIMEOUT, |_| true);
+    }
+    let errors: Vec<_> = hot
+        .history()
+        .lines()
+        .filter(|l| l.contains("\"event\":\"error\""))
+        .map(str::to_string)
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    let most = counts().into_iter().max().unwrap();
+    assert!(
+        most >= 600,
+        "no hook saw a burst too big for the environment: {most}"
+    );
+    prove_rebuilds(&ws, &mut hot, "v2");
+}
