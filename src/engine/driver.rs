@@ -61,9 +61,9 @@ pub struct Driver {
     /// One target with plain output gets the terminal itself (colours, progress bars); the
     /// live view needs every line to come through the UI, above its status area.
     pub inherit_output: bool,
-    /// `--stdin`: this target shares our process group, the terminal's foreground group, so
-    /// it can read the terminal (a background group would be stopped by SIGTTIN) and gets
-    /// Ctrl-C from the terminal itself, like a child of a shell script.
+    /// `--stdin`: this target's process group is made the terminal's foreground group while
+    /// it runs, so it can read the terminal (a background group would be stopped by SIGTTIN)
+    /// and gets Ctrl-C from the terminal itself, like a job in a shell.
     pub stdin_target: Option<String>,
     /// Package name → (directory, version), for the CARGO_* variables `cargo run` sets.
     pub manifests: HashMap<String, (PathBuf, String)>,
@@ -75,8 +75,8 @@ pub struct Driver {
     colors: HashMap<String, usize>,
     /// Live processes: pid → key, to attribute notify messages.
     pids: HashMap<u32, ProcKey>,
-    /// Live processes of the `--stdin` target (key → pid): not group leaders, so they are
-    /// signalled by pid.
+    /// Live processes of the `--stdin` target (key → pid): the last one to go gives the
+    /// terminal back to cargo hot.
     foreground: HashMap<ProcKey, u32>,
     /// The readiness checks still pending, by process.
     probes: HashMap<ProcKey, Probe>,
@@ -348,8 +348,16 @@ impl Driver {
                 })
             }
             ProcEvent::Exited { key, status } => {
-                // From here on its pid may be reused: never signal it alone again.
-                self.foreground.remove(&key);
+                // The terminal comes back to cargo hot when its `--stdin` target is gone and
+                // no newer one holds it.
+                if self.foreground.remove(&key).is_some() && self.foreground.is_empty() {
+                    process::reclaim_terminal();
+                    // Ctrl-C reached only the group that had the terminal. Like a shell
+                    // script whose command died of it, cargo hot stops too.
+                    if status.signal == Some(libc::SIGINT) {
+                        let _ = self.results_tx.send(Input::Signal(libc::SIGINT));
+                    }
+                }
                 Some(Input::Exited { key, status })
             }
         }
@@ -399,12 +407,7 @@ impl Driver {
 
     fn signal(&mut self, pgid: u32, signal: Signal) {
         // ESRCH is Ok inside; anything else (EPERM) cannot happen for our own children.
-        if self.foreground.values().any(|&pid| pid == pgid) {
-            // Not a group leader (it shares our group): only the process itself.
-            let _ = process::signal_pid(pgid, signal);
-        } else {
-            let _ = process::signal_group(pgid, signal);
-        }
+        let _ = process::signal_group(pgid, signal);
     }
 
     fn spawn_target(
@@ -470,15 +473,17 @@ impl Driver {
             stderr: output,
             listen_pid: !pass_fds.is_empty(),
             pass_fds,
-            own_group: !foreground,
+            // The `--stdin` target too: a group of its own, which is the terminal's
+            // foreground group while it runs, so nothing it starts escapes a stop.
+            own_group: true,
+            take_terminal: foreground,
         };
         let child = process::spawn(&spawn, key, &self.proc_tx)
             .with_context(|| format!("failed to start {}", program.display()))?;
         if foreground {
             self.foreground.insert(key, child.pid);
-        } else {
-            self.reaper.track(child.pid);
         }
+        self.reaper.track(child.pid);
         self.pids.insert(child.pid, key);
         if let Err(error) = self.start_probe(&check, key) {
             self.signal(child.pid, Signal::KILL);

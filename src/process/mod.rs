@@ -22,8 +22,8 @@ mod unix;
 
 #[cfg(unix)]
 pub use unix::{
-    become_subreaper, process_group_of, reaper_main, signal_group, signal_pid, spawn, Reaper,
-    ReaperHandle, TREE_VAR,
+    become_subreaper, process_group_of, reaper_main, reclaim_terminal, signal_group, signal_pid,
+    spawn, Reaper, ReaperHandle, TREE_VAR,
 };
 
 /// Caller-chosen identifier echoed back in every [`ProcEvent`] of a child.
@@ -124,6 +124,10 @@ pub struct Spawn {
     /// exits, its group (and every process that left it but carries its
     /// marker) is killed before the leader is reaped.
     pub own_group: bool,
+    /// With `own_group`, and stdin a terminal: make the child's group the terminal's
+    /// foreground group (in the child before exec, and in the parent), so it may read the
+    /// terminal and gets its Ctrl-C. [`reclaim_terminal`] takes it back.
+    pub take_terminal: bool,
 }
 
 impl Spawn {
@@ -153,6 +157,7 @@ impl Spawn {
             pass_fds: Vec::new(),
             listen_pid: false,
             own_group: false,
+            take_terminal: false,
         }
     }
 }

@@ -75,7 +75,9 @@ pub fn spawn(spec: &Spawn, key: ProcKey, tx: &Sender<ProcEvent>) -> Result<Child
 
     // Always our own: the marker (see `tree`) must hold this child's pid.
     let env = Some(EnvBlock::build(spec).with_context(|| format!("cannot spawn {program}"))?);
+    let take_terminal = spec.own_group && spec.take_terminal && stdin_is_terminal();
     let mut child_setup = ChildSetup {
+        take_terminal,
         parent_pid: std::process::id() as libc::pid_t,
         pass_fds: spec.pass_fds.clone(),
         scratch_fds: vec![-1; spec.pass_fds.len()],
@@ -91,6 +93,10 @@ pub fn spawn(spec: &Spawn, key: ProcKey, tx: &Sender<ProcEvent>) -> Result<Child
     let mut child = tree::claimed(|| cmd.spawn(), |c| c.id())
         .with_context(|| format!("cannot spawn {program}"))?;
     let pid = child.id();
+    if take_terminal {
+        // The child did this already, unless it has not run yet: whichever comes first.
+        give_terminal(pid);
+    }
     let state = Arc::new(ChildState {
         pid,
         own_group: spec.own_group,
@@ -303,6 +309,8 @@ fn exit_info(status: ExitStatus) -> ExitInfo {
 /// State the `pre_exec` closure needs, prepared in the parent because the
 /// forked child must not allocate.
 struct ChildSetup {
+    /// Make our new group the terminal's foreground group before exec.
+    take_terminal: bool,
     parent_pid: libc::pid_t,
     pass_fds: Vec<RawFd>,
     /// Room for the temporary high copies of `pass_fds`.
@@ -327,6 +335,10 @@ impl ChildSetup {
                 libc::kill(libc::getpid(), libc::SIGKILL);
                 libc::_exit(137);
             }
+        }
+        if self.take_terminal {
+            // SAFETY: getpid, sigprocmask and tcsetpgrp are async-signal-safe.
+            unsafe { set_foreground(libc::getpid()) };
         }
         self.place_fds()?;
         if let Some(env) = &mut self.env {
@@ -543,6 +555,40 @@ pub(crate) fn raw_signal_group(pgid: u32, sig: Signal) -> io::Result<()> {
     let pgid = to_pid(pgid)?;
     // SAFETY: plain syscall.
     check_kill(unsafe { libc::killpg(pgid, sig.0) })
+}
+
+fn stdin_is_terminal() -> bool {
+    // SAFETY: isatty on fd 0.
+    unsafe { libc::isatty(0) == 1 }
+}
+
+/// Makes `pgid` the foreground group of the terminal on stdin. A member of a background
+/// group that does this would get SIGTTOU: it is blocked meanwhile (in this thread only).
+///
+/// # Safety
+/// Async-signal-safe calls only, so it may run between fork and exec.
+unsafe fn set_foreground(pgid: libc::pid_t) {
+    let mut block: libc::sigset_t = std::mem::zeroed();
+    let mut old: libc::sigset_t = std::mem::zeroed();
+    libc::sigemptyset(&mut block);
+    libc::sigaddset(&mut block, libc::SIGTTOU);
+    libc::pthread_sigmask(libc::SIG_BLOCK, &block, &mut old);
+    libc::tcsetpgrp(0, pgid);
+    libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+}
+
+fn give_terminal(pgid: u32) {
+    // SAFETY: see `set_foreground`; a group that is gone already is refused, harmlessly.
+    unsafe { set_foreground(pgid as libc::pid_t) };
+}
+
+/// Makes cargo hot's own group the terminal's foreground group again (after a
+/// `take_terminal` child ended), if stdin is a terminal.
+pub fn reclaim_terminal() {
+    if stdin_is_terminal() {
+        // SAFETY: see `set_foreground`; getpgrp always succeeds.
+        unsafe { set_foreground(libc::getpgrp()) };
+    }
 }
 
 /// The process group `pid` belongs to, if it still exists: a message from a process a target

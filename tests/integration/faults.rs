@@ -566,3 +566,22 @@ targets = ["api"]
     );
     prove_rebuilds(&ws, &mut hot, "v2");
 }
+
+/// The `--stdin` target had no process group and no reaper tracking: what it started
+/// survived quitting (issue 11, item 8).
+#[test]
+fn the_stdin_targets_children_go_with_it() {
+    let ws = Workspace::new();
+    let (mut hot, _stdin) =
+        Hot::start_with_stdin(ws.root(), &["--example", "forker", "--stdin", "forker"]);
+    hot.started("forker");
+    let line = hot.output("forker", "grandchild");
+    let grandchild: u32 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(alive(grandchild));
+    hot.signal(libc::SIGTERM);
+    assert_eq!(hot.wait_exit(EVENT_TIMEOUT), Some(0));
+    assert!(
+        wait_gone(grandchild, EVENT_TIMEOUT),
+        "the --stdin target's child {grandchild} survived quitting"
+    );
+}
