@@ -324,9 +324,7 @@ impl Driver {
                     }
                 }
             }
-            Action::FlushStdout => {
-                let _ = std::io::Write::flush(&mut std::io::stdout());
-            }
+            Action::FlushStdout => self.ui.flush(),
             Action::Exit(code) => return Some(code),
         }
         None

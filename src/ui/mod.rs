@@ -19,10 +19,10 @@ pub mod json;
 pub mod keys;
 pub mod live;
 pub mod plain;
+pub mod sink;
 pub mod status;
 pub mod terminal;
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -33,6 +33,7 @@ use crossbeam_channel::Receiver;
 pub use self::keys::Key;
 use self::live::Live;
 use self::plain::Lines;
+use self::sink::{Priority, Sink};
 use self::terminal::TerminalGuard;
 use crate::config::{OutputConfig, OutputFormat, Verbosity};
 use crate::event::Event;
@@ -48,6 +49,8 @@ pub struct Ui {
     /// The live view; dropped (status area cleared) before the terminal is restored.
     live: Option<Live>,
     terminal: Option<TerminalGuard>,
+    /// Where plain and JSON output goes: never blocks, bounded.
+    sink: Sink,
 }
 
 /// A stable colour per target, so `api` is always the same colour in one session. Basic
@@ -92,6 +95,7 @@ impl Ui {
             prefix_width: None,
             live,
             terminal,
+            sink: Sink::stdio(),
         }
     }
 
@@ -134,12 +138,14 @@ impl Ui {
         match self.config.format {
             OutputFormat::Json => {
                 if let Some(line) = json::event_line(event, json::now_millis()) {
-                    write_line(&mut std::io::stdout().lock(), line.as_bytes());
+                    self.sink
+                        .line(Stream::Stdout, line.as_bytes(), Priority::Keep);
                 }
             }
             OutputFormat::Human => {
                 if let Some(line) = self.lines.line(event) {
-                    write_line(&mut std::io::stderr().lock(), line.as_bytes());
+                    self.sink
+                        .line(Stream::Stderr, line.as_bytes(), Priority::Keep);
                 }
             }
             OutputFormat::Live => {
@@ -170,7 +176,8 @@ impl Ui {
     pub fn target_output(&mut self, target: &str, index: usize, stream: Stream, line: &[u8]) {
         if self.config.format == OutputFormat::Json && self.config.json_output {
             if let Some(json) = json::output_line(target, stream, line, json::now_millis()) {
-                write_line(&mut std::io::stdout().lock(), json.as_bytes());
+                self.sink
+                    .line(Stream::Stdout, json.as_bytes(), Priority::Spare);
             }
             return;
         }
@@ -205,9 +212,9 @@ impl Ui {
         }
         // With --json, stdout belongs to the event stream; the targets' stdout moves to stderr.
         if self.config.format == OutputFormat::Json || stream == Stream::Stderr {
-            write_line(&mut std::io::stderr().lock(), &out);
+            self.sink.line(Stream::Stderr, &out, Priority::Spare);
         } else {
-            write_line(&mut std::io::stdout().lock(), &out);
+            self.sink.line(Stream::Stdout, &out, Priority::Spare);
         }
     }
 
@@ -217,6 +224,12 @@ impl Ui {
         let width = self.prefix_width.take();
         self.target_output("cargo", 0, stream, line);
         self.prefix_width = width;
+    }
+
+    /// Waits (boundedly) until everything shown so far is written out.
+    pub fn flush(&mut self) {
+        self.sink.flush(sink::DRAIN_TIMEOUT);
+        let _ = std::io::Write::flush(&mut std::io::stdout());
     }
 
     /// `api    |`, in the target's colour when colour is on.
@@ -258,7 +271,7 @@ impl Ui {
             return;
         }
         if self.config.verbosity > Verbosity::Quiet {
-            write_line(&mut std::io::stderr().lock(), line);
+            self.sink.line(Stream::Stderr, line, Priority::Spare);
         }
     }
 
@@ -273,9 +286,8 @@ impl Ui {
             }
             return;
         }
-        let mut err = std::io::stderr().lock();
         for line in lines {
-            write_line(&mut err, line);
+            self.sink.line(Stream::Stderr, line, Priority::Keep);
         }
     }
 }
@@ -300,14 +312,6 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
     }
     rows.push(row);
     rows
-}
-
-fn write_line(out: &mut impl Write, line: &[u8]) {
-    // A closed pipe (`cargo hot | head`) must not kill the supervisor mid-restart: errors
-    // are dropped here and the engine keeps its processes in order.
-    let _ = out.write_all(line);
-    let _ = out.write_all(b"\n");
-    let _ = out.flush();
 }
 
 #[cfg(test)]

@@ -585,3 +585,51 @@ fn the_stdin_targets_children_go_with_it() {
         "the --stdin target's child {grandchild} survived quitting"
     );
 }
+
+/// Bytes waiting in a pipe we hold the read end of.
+fn pipe_fill(pipe: &impl std::os::fd::AsRawFd) -> usize {
+    let mut available: libc::c_int = 0;
+    // SAFETY: FIONREAD into a c_int, on a pipe we own.
+    unsafe { libc::ioctl(pipe.as_raw_fd(), libc::FIONREAD, &mut available) };
+    available as usize
+}
+
+/// A target floods its output and nobody reads cargo hot's: the loop used to block in a
+/// write, so SIGTERM waited for the reader, and memory grew with the flood (issue 11,
+/// item 9). Now output is dropped and counted, and SIGTERM is answered at once.
+#[test]
+fn a_flood_into_an_unread_pipe_never_holds_up_a_signal() {
+    let ws = Workspace::new();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cargo-hot"))
+        .args(["hot", "--json", "--json-output", "--example", "flood"])
+        .current_dir(ws.root())
+        .env_remove("CARGO_TARGET_DIR")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    // Never read: once the pipe is full, every write of cargo hot's to it would block.
+    let deadline = std::time::Instant::now() + BUILD_TIMEOUT;
+    while pipe_fill(&stdout) < 60 * 1024 {
+        assert!(std::time::Instant::now() < deadline, "stdout never filled");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let deadline = std::time::Instant::now() + EVENT_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "SIGTERM was not answered while output was blocked"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+    drop((stdout, stderr));
+}
