@@ -26,6 +26,7 @@ pub mod process;
 pub mod ready;
 pub mod rounds;
 pub mod sockets;
+pub mod staging;
 pub mod supervisor;
 pub mod ui;
 pub mod watcher;

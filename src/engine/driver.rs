@@ -29,6 +29,7 @@ use crate::hooks;
 use crate::process::{self, Io, ProcEvent, ProcKey, Reaper, Signal, Spawn};
 use crate::ready::{self, PollerGuard, ReadyCheck, ReadyMsg};
 use crate::sockets::Sockets;
+use crate::staging::StagingDir;
 use crate::ui::{Key, Ui};
 use crate::watcher::{WatchMsg, Watcher};
 use crate::workspace::{BuildKnowledge, TargetId};
@@ -55,6 +56,9 @@ pub struct Driver {
     pub results_tx: Sender<Input>,
     pub results: Receiver<Input>,
     pub loader: std::sync::Arc<Loader>,
+    /// This instance's own staging directory (removed at exit).
+    pub staging: StagingDir,
+    /// `staging`'s path.
     pub hot_dir: PathBuf,
     pub sockets: Sockets,
     pub notify: Option<ready::NotifySocket>,
@@ -105,7 +109,7 @@ impl Driver {
         proc_tx: Sender<ProcEvent>,
         ready_tx: Sender<ReadyMsg>,
         loader: Loader,
-        hot_dir: PathBuf,
+        staging: StagingDir,
         sockets: Sockets,
     ) -> Driver {
         let (results_tx, results) = crossbeam_channel::unbounded();
@@ -118,7 +122,8 @@ impl Driver {
             results_tx,
             results,
             loader: std::sync::Arc::new(loader),
-            hot_dir,
+            hot_dir: staging.path().to_path_buf(),
+            staging,
             sockets,
             notify: None,
             inherit_output: false,

@@ -52,6 +52,7 @@ use crate::event::{Event, ListeningSocket};
 use crate::process::Reaper;
 use crate::ready;
 use crate::sockets::Sockets;
+use crate::staging::StagingDir;
 use crate::ui::Ui;
 use crate::watcher::{WatchMode, Watcher};
 use crate::workspace::{self, Workspace};
@@ -98,7 +99,7 @@ pub fn run(mut config: RunConfig) -> Result<i32> {
     )
     .context("failed to start watching files")?;
 
-    let hot_dir = workspace.target_dir().join("hot");
+    let staging = StagingDir::claim(workspace.target_dir(), &config.cargo)?;
     let several = targets.len() > 1;
     let loader_config = config.clone();
     let loader: Loader = Box::new(move || {
@@ -120,7 +121,7 @@ pub fn run(mut config: RunConfig) -> Result<i32> {
     let manifests = manifests(&workspace);
     let listen_specs = sockets.all().iter().map(|s| s.spec.clone()).collect();
     let mut driver = Driver::new(
-        ui, watcher, reaper, proc_tx, ready_tx, loader, hot_dir, sockets,
+        ui, watcher, reaper, proc_tx, ready_tx, loader, staging, sockets,
     );
     driver.notify = notify;
     driver.inherit_output = !several && config.output.format == OutputFormat::Human;
@@ -191,7 +192,7 @@ pub fn run_rounds(options: crate::rounds::Options) -> Result<i32> {
             config: ReloadedConfig::Rounds { hot: Box::new(hot) },
         })
     });
-    let hot_dir = workspace.target_dir().join("hot");
+    let staging = StagingDir::claim(workspace.target_dir(), &options.cargo)?;
     let mut driver = Driver::new(
         ui,
         watcher,
@@ -199,7 +200,7 @@ pub fn run_rounds(options: crate::rounds::Options) -> Result<i32> {
         proc_tx,
         ready_tx,
         loader,
-        hot_dir,
+        staging,
         Sockets::default(),
     );
     announce_watching(&mut driver, &workspace, &[]);

@@ -633,3 +633,46 @@ fn a_flood_into_an_unread_pipe_never_holds_up_a_signal() {
     assert_eq!(status.code(), Some(0));
     drop((stdout, stderr));
 }
+
+/// Two instances on one workspace (debug and `--release`) shared `target/hot` and deleted
+/// each other's staged copies: after a configuration reload the first could not start its
+/// target again, "No such file or directory" (issue 11, item 6).
+#[test]
+fn two_instances_never_delete_each_others_copies() {
+    let ws = Workspace::new();
+    let mut debug = ws.hot(&["--bin", "api", "--", "--port", "0"]);
+    debug.started("api");
+    let mut release = ws.hot(&["--release", "--bin", "api", "--", "--port", "0"]);
+    release.started("api");
+    // Settled: each has cleaned up after its start.
+    sentinel(&ws, &mut debug, "both running");
+    sentinel(&ws, &mut release, "both running");
+
+    // A configuration change restarts each api with the executable it already runs.
+    let manifest = ws.read("Cargo.toml");
+    ws.write(
+        "Cargo.toml",
+        &format!("{manifest}\n[workspace.metadata.hot.targets.api]\nenv = {{ HOT_TWO = \"1\" }}\n"),
+    );
+    for hot in [&mut debug, &mut release] {
+        let started = hot.wait_event("started", BUILD_TIMEOUT, |e| e["target"] == "api");
+        let executable = started["executable"].as_str().unwrap();
+        assert!(
+            std::path::Path::new(executable).exists(),
+            "{executable}: {}",
+            hot.history()
+        );
+        assert_no_panic(hot);
+    }
+    let errors: Vec<String> = [&debug, &release]
+        .iter()
+        .flat_map(|hot| {
+            hot.history()
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .filter(|l| l.contains("\"event\":\"error\""))
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+}
