@@ -141,8 +141,24 @@ impl Sink {
 
 impl Drop for Sink {
     fn drop(&mut self) {
-        // The last lines (the quit event) get a moment to reach a slow reader, not forever.
-        self.flush(DRAIN_TIMEOUT);
+        // The last lines (the quit event) reach a slow reader as long as it reads, for at
+        // most DRAIN_TIMEOUT; a reader that takes nothing for STALLED is not waited for.
+        const STALLED: Duration = Duration::from_millis(200);
+        let started = Instant::now();
+        let mut left = self.queued();
+        let mut progress = Instant::now();
+        while started.elapsed() < DRAIN_TIMEOUT {
+            if self.flush(Duration::from_millis(50)) {
+                return;
+            }
+            let now_left = self.queued();
+            if now_left < left {
+                left = now_left;
+                progress = Instant::now();
+            } else if progress.elapsed() >= STALLED {
+                return;
+            }
+        }
     }
 }
 
