@@ -18,20 +18,32 @@
 //! cut (a response that started and did not finish), and the longest gap between two
 //! successful answers.
 
+#[cfg(target_os = "linux")]
 use std::io::{BufRead, BufReader, Read, Write};
+#[cfg(target_os = "linux")]
 use std::net::TcpStream;
+#[cfg(target_os = "linux")]
 use std::path::{Path, PathBuf};
+#[cfg(target_os = "linux")]
 use std::process::{Child, Command, Stdio};
+#[cfg(target_os = "linux")]
 use std::sync::atomic::{AtomicBool, Ordering};
+#[cfg(target_os = "linux")]
 use std::sync::mpsc::{self, Receiver};
+#[cfg(target_os = "linux")]
 use std::sync::Arc;
+#[cfg(target_os = "linux")]
 use std::thread::JoinHandle;
+#[cfg(target_os = "linux")]
 use std::time::{Duration, Instant};
 
+#[cfg(target_os = "linux")]
 use serde_json::Value;
 
+#[cfg(target_os = "linux")]
 const CYCLE_TIMEOUT: Duration = Duration::from_secs(300);
 
+#[cfg(target_os = "linux")]
 fn main() {
     let restarts = restarts_from_args();
     let workspace = tempfile::Builder::new()
@@ -107,6 +119,7 @@ fn main() {
     println!("(median restart: from the save to the new version answering, build included)");
 }
 
+#[cfg(target_os = "linux")]
 /// One way of running the server, and the cargo hot flags for it on `port`.
 struct Mode {
     name: &'static str,
@@ -114,6 +127,7 @@ struct Mode {
     args: fn(u16) -> Vec<String>,
 }
 
+#[cfg(target_os = "linux")]
 fn restarts_from_args() -> usize {
     let args: Vec<String> = std::env::args().collect();
     args.iter()
@@ -123,12 +137,14 @@ fn restarts_from_args() -> usize {
         .unwrap_or(20)
 }
 
+#[cfg(target_os = "linux")]
 struct ModeResult {
     fast: ClientStats,
     slow: ClientStats,
     median_cycle: Duration,
 }
 
+#[cfg(target_os = "linux")]
 fn run_mode(root: &Path, extra: &[String], port: u16, restarts: usize) -> ModeResult {
     write_version(root, "v0");
     let mut hot = Hot::start(root, extra);
@@ -157,6 +173,7 @@ fn run_mode(root: &Path, extra: &[String], port: u16, restarts: usize) -> ModeRe
     }
 }
 
+#[cfg(target_os = "linux")]
 fn write_version(root: &Path, version: &str) {
     let path = root.join("core/src/lib.rs");
     let text = std::fs::read_to_string(&path).expect("read core/src/lib.rs");
@@ -166,6 +183,7 @@ fn write_version(root: &Path, version: &str) {
     std::fs::write(&path, new).expect("write core/src/lib.rs");
 }
 
+#[cfg(target_os = "linux")]
 fn wait_for_answer(port: u16, body: &str) {
     let deadline = Instant::now() + CYCLE_TIMEOUT;
     loop {
@@ -179,12 +197,14 @@ fn wait_for_answer(port: u16, body: &str) {
     }
 }
 
+#[cfg(target_os = "linux")]
 /// A running cargo hot with its `--json` event stream.
 struct Hot {
     child: Child,
     events: Receiver<Value>,
 }
 
+#[cfg(target_os = "linux")]
 impl Hot {
     fn start(root: &Path, extra: &[String]) -> Hot {
         let mut child = Command::new(env!("CARGO_BIN_EXE_cargo-hot"))
@@ -232,6 +252,7 @@ impl Hot {
     }
 }
 
+#[cfg(target_os = "linux")]
 #[derive(Debug)]
 enum Outcome {
     Answer(String),
@@ -239,6 +260,7 @@ enum Outcome {
     Cut,
 }
 
+#[cfg(target_os = "linux")]
 fn request(port: u16, path: &str) -> Outcome {
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
         return Outcome::Failed;
@@ -267,6 +289,7 @@ fn request(port: u16, path: &str) -> Outcome {
     Outcome::Answer(body.to_string())
 }
 
+#[cfg(target_os = "linux")]
 #[derive(Debug, Default)]
 struct ClientStats {
     sent: usize,
@@ -275,11 +298,13 @@ struct ClientStats {
     longest_gap: Duration,
 }
 
+#[cfg(target_os = "linux")]
 struct Client {
     stop: Arc<AtomicBool>,
     thread: JoinHandle<ClientStats>,
 }
 
+#[cfg(target_os = "linux")]
 impl Client {
     fn start(port: u16, path: &'static str) -> Client {
         let stop = Arc::new(AtomicBool::new(false));
@@ -320,6 +345,7 @@ impl Client {
     }
 }
 
+#[cfg(target_os = "linux")]
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -327,12 +353,14 @@ fn free_port() -> u16 {
         .port()
 }
 
+#[cfg(target_os = "linux")]
 fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.env_remove("CARGO_TARGET_DIR");
     cmd
 }
 
+#[cfg(target_os = "linux")]
 /// Copies the fixture, skipping any `target/` a local run left in it.
 fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("create dir");
@@ -348,4 +376,11 @@ fn copy_tree(from: &Path, to: &Path) {
             std::fs::copy(&src, &dest).expect("copy file");
         }
     }
+}
+
+/// Linux only: the benchmark signals cargo-hot with kill(2) and reads /proc.
+#[cfg(not(target_os = "linux"))]
+fn main() {
+    eprintln!("Linux only: the benchmark signals cargo-hot with kill(2) and reads /proc");
+    std::process::exit(2);
 }

@@ -7,17 +7,26 @@
 //! a `target/` shaped like cargo's — then starts the real [`Watcher`] several times and prints
 //! the figures. It asserts nothing about time: the numbers are for people to read.
 
+#[cfg(target_os = "linux")]
 use std::collections::HashSet;
+#[cfg(target_os = "linux")]
 use std::fs;
+#[cfg(target_os = "linux")]
 use std::os::unix::fs::MetadataExt;
+#[cfg(target_os = "linux")]
 use std::path::{Path, PathBuf};
+#[cfg(target_os = "linux")]
 use std::time::{Duration, Instant};
 
+#[cfg(target_os = "linux")]
 use anyhow::{Context, Result};
+#[cfg(target_os = "linux")]
 use cargo_hot::watcher::{WatchSpec, Watcher};
 
+#[cfg(target_os = "linux")]
 const RUNS: usize = 7;
 
+#[cfg(target_os = "linux")]
 fn main() -> Result<()> {
     let target_dirs: usize = match std::env::args().nth(1) {
         Some(n) => n.parse().context("DIRS must be a number")?,
@@ -75,6 +84,7 @@ fn main() -> Result<()> {
     Ok(())
 }
 
+#[cfg(target_os = "linux")]
 /// A workspace root with three packages and a cargo-like `target/` of `target_dirs`
 /// directories (`debug/build/NAME-HASH/out`, `debug/.fingerprint/NAME-HASH`, …).
 fn make_workspace(root: &Path, target_dirs: usize) -> Result<usize> {
@@ -119,6 +129,7 @@ fn make_workspace(root: &Path, target_dirs: usize) -> Result<usize> {
     Ok(sources)
 }
 
+#[cfg(target_os = "linux")]
 fn dir_inodes(root: &Path) -> Result<HashSet<u64>> {
     let mut inodes = HashSet::new();
     let mut stack = vec![root.to_path_buf()];
@@ -134,6 +145,7 @@ fn dir_inodes(root: &Path) -> Result<HashSet<u64>> {
     Ok(inodes)
 }
 
+#[cfg(target_os = "linux")]
 /// The inodes this process holds inotify watches on, from /proc/self/fdinfo.
 fn inotify_watched_inodes() -> Result<HashSet<u64>> {
     let mut inodes = HashSet::new();
@@ -150,6 +162,14 @@ fn inotify_watched_inodes() -> Result<HashSet<u64>> {
     Ok(inodes)
 }
 
+#[cfg(target_os = "linux")]
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// Linux only: it counts inotify watches in /proc.
+#[cfg(not(target_os = "linux"))]
+fn main() {
+    eprintln!("Linux only: it counts inotify watches in /proc");
+    std::process::exit(2);
 }

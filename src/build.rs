@@ -247,15 +247,16 @@ pub struct Staged {
     pub digest: u64,
 }
 
-/// Copies `executable` to `hot_dir/NAME-DIGEST` (unless that exact copy exists) and returns
-/// it. Running the copy lets cargo replace its own output while the old process runs (on
+/// Copies `executable` to `hot_dir/NAME-DIGEST` (`NAME-DIGEST.exe` on Windows, which runs
+/// nothing without its extension) unless that exact copy exists, and returns it. Running the copy lets cargo replace its own output while the old process runs (on
 /// Windows an executable in use cannot be overwritten), and the digest tells a real change
 /// from a rebuild that produced the same bytes.
 pub fn stage(executable: &Path, hot_dir: &Path, name: &str) -> Result<Staged> {
     let digest = digest_file(executable)?;
     fs::create_dir_all(hot_dir)
         .with_context(|| format!("failed to create staging directory {}", hot_dir.display()))?;
-    let path = hot_dir.join(format!("{name}-{digest:016x}"));
+    let exe = std::env::consts::EXE_SUFFIX;
+    let path = hot_dir.join(format!("{name}-{digest:016x}{exe}"));
     if !path.exists() {
         // Copy to a temporary name then rename, so a crash never leaves a half-written file
         // under the final name that a later run would trust.
@@ -287,6 +288,7 @@ pub fn remove_stale(hot_dir: &Path, name: &str, keep: &[&Path]) -> Result<()> {
         let file_name = file_name.to_string_lossy();
         let is_copy_of_name = file_name
             .strip_prefix(&prefix)
+            .and_then(|rest| rest.strip_suffix(std::env::consts::EXE_SUFFIX))
             .is_some_and(|rest| rest.len() == 16 && rest.chars().all(|c| c.is_ascii_hexdigit()));
         let path = entry.path();
         if is_copy_of_name && !keep.contains(&path.as_path()) {

@@ -17,13 +17,10 @@
 //! - `HOT_CHANGED_COUNT`: how many paths changed (all of them, as in the file), and
 //!   `HOT_CHANGED_OMITTED`: how many of them `HOT_CHANGED` leaves out.
 //!
-//! The command runs with `sh -c` in the workspace root; its stdout goes to our stderr, so the
-//! `--json` stream stays clean.
+//! The command runs with `sh -c` (`cmd /C` on Windows) in the workspace root; its stdout goes
+//! to our stderr, so the `--json` stream stays clean.
 
-use std::ffi::OsString;
 use std::io::Write;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -33,7 +30,7 @@ use anyhow::{Context, Result};
 use crossbeam_channel::RecvTimeoutError;
 
 use crate::duration::{deadline_after, human_duration};
-use crate::process::{self, Io, ProcEvent, ReaperHandle, Signal, Spawn};
+use crate::process::{self, Io, ProcEvent, ReaperHandle, Signal};
 use crate::workspace::TargetId;
 
 /// When a hook runs.
@@ -183,7 +180,8 @@ impl ChangedList {
             file: Vec::new(),
         };
         for path in changed {
-            let bytes = path.as_os_str().as_bytes();
+            // Exact bytes on unix; on Windows the OS string's own encoding (WTF-8).
+            let bytes = path.as_os_str().as_encoded_bytes();
             list.file.extend_from_slice(bytes);
             list.file.push(0);
             let plain = std::str::from_utf8(bytes).is_ok() && !bytes.contains(&b'\n');
@@ -214,7 +212,6 @@ impl ScratchFile {
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o600)
             .open(&path)
             .with_context(|| format!("failed to create {}", path.display()))?;
         let written = ScratchFile(path);
@@ -253,11 +250,14 @@ pub fn start(
     let list = ChangedList::new(&run.changed);
     let file = ScratchFile::write(&run.scratch, &list.file)
         .with_context(|| format!("failed to list the changed paths for {}", run.describe()))?;
-    let mut spawn = Spawn::new("sh");
-    spawn.args = vec!["-c".into(), run.hook.command.clone().into()];
+    let mut spawn = process::shell_spawn(&run.hook.command);
     spawn.cwd = Some(run.root.clone());
     spawn.env = vec![
-        ("HOT_CHANGED".into(), OsString::from_vec(list.var)),
+        // Only UTF-8 paths go in: no loss here.
+        (
+            "HOT_CHANGED".into(),
+            String::from_utf8_lossy(&list.var).into_owned().into(),
+        ),
         ("HOT_CHANGED_FILE".into(), file.0.clone().into()),
         ("HOT_CHANGED_COUNT".into(), list.count.to_string().into()),
         (
@@ -279,8 +279,9 @@ pub fn start(
     let (tx, rx) = crossbeam_channel::unbounded();
     let child = process::spawn(&spawn, 0, &tx).with_context(|| {
         format!(
-            "failed to run {} with sh -c in {}",
+            "failed to run {} with {} in {}",
             run.describe(),
+            process::SHELL,
             run.root.display()
         )
     })?;
@@ -345,9 +346,11 @@ pub fn start(
     Ok(running)
 }
 
-#[cfg(test)]
+// The hooks here are sh syntax: Windows runs hooks with cmd /C.
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
+    use std::os::unix::ffi::OsStrExt;
     use anyhow::bail;
 
     /// Runs `hook` and waits for it: what the engine did before hooks ran off its loop, kept to

@@ -24,8 +24,23 @@ pub fn paths<S: Serializer>(paths: &[PathBuf], serializer: S) -> Result<S::Ok, S
 
 #[cfg(test)]
 mod tests {
-    use std::ffi::OsStr;
-    use std::os::unix::ffi::OsStrExt;
+    /// A path that is not valid Unicode: a stray Latin-1 byte on unix, an unpaired surrogate
+    /// on Windows (its paths are UTF-16).
+    fn odd_path() -> std::path::PathBuf {
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStrExt;
+            std::ffi::OsStr::from_bytes(b"docs/caf\xe9.txt").into()
+        }
+        #[cfg(windows)]
+        {
+            use std::os::windows::ffi::OsStringExt;
+            let mut wide: Vec<u16> = "docs/caf".encode_utf16().collect();
+            wide.push(0xD800);
+            wide.extend(".txt".encode_utf16());
+            std::ffi::OsString::from_wide(&wide).into()
+        }
+    }
 
     #[derive(serde::Serialize)]
     struct Both {
@@ -37,7 +52,7 @@ mod tests {
 
     #[test]
     fn invalid_utf8_becomes_replacement_characters() {
-        let odd = std::path::PathBuf::from(OsStr::from_bytes(b"docs/caf\xe9.txt"));
+        let odd = odd_path();
         let json = serde_json::to_string(&Both {
             one: odd.clone(),
             many: vec![odd, "src/lib.rs".into()],

@@ -5,11 +5,11 @@
 //! `--ready`; the engine turns it into a probe when a process starts and tells the supervisor
 //! when the probe succeeds. Deadlines (`delay:` and the ready timeout) are the engine's; this
 //! module owns parsing the specs, the polling threads of `tcp:` and `http:` probes, and the
-//! `NOTIFY_SOCKET` that `notify` targets report `READY=1` to (the sd_notify protocol).
+//! `NOTIFY_SOCKET`s that `notify` targets report `READY=1` to (the sd_notify protocol; one
+//! socket per run, see `ready/unix.rs`; refused on Windows, see `ready/windows.rs`).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +17,18 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use crossbeam_channel::Sender;
 use regex::Regex;
+
+// The `NOTIFY_SOCKET` side: Unix datagram sockets, which Windows lacks.
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+use unix as sys;
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+use windows as sys;
+
+pub use sys::NotifySocket;
 
 use crate::duration::parse_duration;
 use crate::process::ProcKey;
@@ -90,6 +102,7 @@ impl ReadySpec {
 
 fn parse_check(spec: &str) -> Result<ReadyCheck> {
     if spec == "notify" {
+        sys::notify_supported()?;
         return Ok(ReadyCheck::Notify);
     }
     if let Some(addr) = spec.strip_prefix("tcp:") {
@@ -179,12 +192,11 @@ impl ReadyCheck {
 /// What readiness threads tell the engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReadyMsg {
-    /// A `tcp:`/`http:` probe of the process with this key succeeded.
+    /// The check of the process with this key succeeded: a `tcp:`/`http:` probe answered, or
+    /// `READY=1` came on the run's own notify socket ([`NotifySocket::path_for`]).
     Probed(ProcKey),
-    /// A process sent `READY=1`; `pid` is the sender as the kernel saw it.
-    Notified { pid: u32 },
-    /// Part of a notify message was not acted on (shown with `-v`).
-    Ignored { pid: u32, what: String },
+    /// Part of a notify message of the run `key` was not acted on (shown with `-v`).
+    Ignored { key: ProcKey, what: String },
 }
 
 /// Stops a polling probe when dropped: the process exited, became ready, or was stopped.
@@ -262,253 +274,6 @@ fn parse_status_line(head: &[u8]) -> Option<u16> {
     parts.next()?.parse().ok()
 }
 
-/// The `NOTIFY_SOCKET` of this run: one datagram socket for every target, with `SO_PASSCRED`
-/// so the kernel tells us which process sent each message (as systemd does). Lives in a
-/// private directory under the temp dir, removed when cargo hot exits; a filesystem path
-/// rather than an abstract name because not every sd_notify client understands `@names`.
-#[cfg(target_os = "linux")]
-pub struct NotifySocket {
-    dir: PathBuf,
-    path: PathBuf,
-    /// Held for the life of the run: the kernel releases it however cargo hot dies.
-    _lock: std::fs::File,
-}
-
-#[cfg(target_os = "linux")]
-impl NotifySocket {
-    /// Binds the socket and starts the thread that forwards `READY=1` as [`ReadyMsg::Notified`].
-    pub fn start(tx: Sender<ReadyMsg>) -> Result<NotifySocket> {
-        use std::os::unix::fs::DirBuilderExt;
-        use std::os::unix::net::UnixDatagram;
-
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let temp = std::env::temp_dir();
-        remove_stale_notify_dirs(&temp);
-        let name = format!("{}-{stamp:x}", std::process::id());
-        // Set up under a name the cleanup ignores, then renamed into place: a directory with
-        // our prefix always has its lock held by a live cargo hot, or is stale.
-        let draft = temp.join(format!(".{NOTIFY_DIR_PREFIX}{name}"));
-        let dir = temp.join(format!("{NOTIFY_DIR_PREFIX}{name}"));
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&draft)
-            .with_context(|| format!("failed to create {}", draft.display()))?;
-        let lock = hold_lock(&draft.join(NOTIFY_LOCK))?;
-        std::fs::rename(&draft, &dir).with_context(|| {
-            format!("failed to rename {} to {}", draft.display(), dir.display())
-        })?;
-        let path = dir.join("notify");
-        let socket = UnixDatagram::bind(&path)
-            .with_context(|| format!("failed to bind the notify socket {}", path.display()))?;
-        pass_credentials(&socket)?;
-        std::thread::Builder::new()
-            .name("hot-notify".into())
-            .spawn(move || {
-                let mut buf = vec![0u8; NOTIFY_BUFFER];
-                while let Ok(got) = recv_datagram(&socket, &mut buf) {
-                    let pid = got.pid;
-                    if got.closed_fds > 0 {
-                        let what = format!(
-                            "{} file descriptor(s) sent to the notify socket were closed: cargo hot has no fd store (FDSTORE=1)",
-                            got.closed_fds
-                        );
-                        let _ = tx.send(ReadyMsg::Ignored { pid, what });
-                    }
-                    if got.truncated {
-                        let what = format!(
-                            "a notify message longer than {NOTIFY_BUFFER} bytes was ignored"
-                        );
-                        let _ = tx.send(ReadyMsg::Ignored { pid, what });
-                    }
-                    // Like systemd, a message cut short is ignored whole: its last line may be
-                    // a fragment ("READY=1" of "READY=10"), and what was lost is unknown.
-                    let ready = !got.truncated && is_ready_message(&buf[..got.len]);
-                    if ready && tx.send(ReadyMsg::Notified { pid: got.pid }).is_err() {
-                        return;
-                    }
-                }
-            })
-            .context("failed to start the notify thread")?;
-        Ok(NotifySocket {
-            dir,
-            path,
-            _lock: lock,
-        })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-#[cfg(target_os = "linux")]
-impl Drop for NotifySocket {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Largest notify message read whole; systemd's limit is 4096 bytes too.
-#[cfg(target_os = "linux")]
-const NOTIFY_BUFFER: usize = 4096;
-
-/// Whether an sd_notify message says `READY=1` on a line of its own.
-fn is_ready_message(message: &[u8]) -> bool {
-    message
-        .split(|&b| b == b'\n')
-        .any(|line| line.trim_ascii() == b"READY=1")
-}
-
-#[cfg(target_os = "linux")]
-const NOTIFY_DIR_PREFIX: &str = "cargo-hot-notify-";
-
-/// The file in each notify directory whose lock its cargo hot holds while it runs.
-#[cfg(target_os = "linux")]
-const NOTIFY_LOCK: &str = "lock";
-
-#[cfg(target_os = "linux")]
-fn hold_lock(path: &Path) -> Result<std::fs::File> {
-    let file = std::fs::File::create(path)
-        .with_context(|| format!("failed to create {}", path.display()))?;
-    file.try_lock()
-        .with_context(|| format!("failed to lock {}", path.display()))?;
-    Ok(file)
-}
-
-/// A cargo hot that was SIGKILLed could not remove its notify directory; the next run does,
-/// for every directory of ours whose lock nobody holds. A lock, not the pid in the name:
-/// another PID namespace sharing this temp dir (a container) has pids that mean nothing
-/// here, and a pid may be reused; the kernel drops a lock when its holder dies, wherever.
-/// A directory without a lock file is left alone: nothing proves it dead.
-#[cfg(target_os = "linux")]
-fn remove_stale_notify_dirs(temp: &Path) {
-    let Ok(entries) = std::fs::read_dir(temp) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let ours = entry
-            .file_name()
-            .to_str()
-            .is_some_and(|n| n.starts_with(NOTIFY_DIR_PREFIX));
-        if !ours {
-            continue;
-        }
-        let Ok(lock) = std::fs::File::open(entry.path().join(NOTIFY_LOCK)) else {
-            continue;
-        };
-        if lock.try_lock().is_ok() {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
-}
-
-#[cfg(target_os = "linux")]
-fn pass_credentials(socket: &std::os::unix::net::UnixDatagram) -> Result<()> {
-    use std::os::fd::AsRawFd;
-    let on: libc::c_int = 1;
-    // SAFETY: setsockopt with a pointer to a live c_int of the size we pass.
-    let ret = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PASSCRED,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if ret != 0 {
-        return Err(std::io::Error::last_os_error()).context("failed to set SO_PASSCRED");
-    }
-    Ok(())
-}
-
-/// One datagram on the notify socket, as received.
-#[cfg(target_os = "linux")]
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Datagram {
-    len: usize,
-    /// The sender, from `SCM_CREDENTIALS` (the kernel fills them in for every sender once
-    /// `SO_PASSCRED` is set); 0 if absent.
-    pid: u32,
-    /// The message did not fit the buffer: only its start was received.
-    truncated: bool,
-    /// File descriptors that came with it (`FDSTORE=1`), already closed: the fd store is not
-    /// supported, and a kept fd would leak into cargo hot and every later target.
-    closed_fds: usize,
-}
-
-/// Room for the credentials and for the most fds one message can carry (the kernel's
-/// SCM_MAX_FD is 253), so nothing sent is dropped unseen; u64s for cmsghdr's alignment.
-#[cfg(target_os = "linux")]
-const CONTROL_WORDS: usize = 160;
-
-/// Receives one datagram. Received fds arrive close-on-exec (`MSG_CMSG_CLOEXEC`, so no spawn
-/// on another thread can inherit one in between) and are closed before this returns.
-#[cfg(target_os = "linux")]
-fn recv_datagram(
-    socket: &std::os::unix::net::UnixDatagram,
-    buf: &mut [u8],
-) -> std::io::Result<Datagram> {
-    use std::os::fd::AsRawFd;
-    let mut control = [0u64; CONTROL_WORDS];
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    // SAFETY: zeroed msghdr is valid; the pointers below outlive the call.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&control) as _;
-    let len = loop {
-        // SAFETY: recvmsg with a msghdr whose buffers are live and correctly sized.
-        let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
-        if n >= 0 {
-            break n as usize;
-        }
-        let err = std::io::Error::last_os_error();
-        if err.kind() != std::io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    };
-    let mut got = Datagram {
-        len,
-        truncated: msg.msg_flags & libc::MSG_TRUNC != 0,
-        ..Datagram::default()
-    };
-    // SAFETY: walking the control buffer the kernel just filled, with libc's own macros; each
-    // SCM_RIGHTS entry is an array of fds now owned by us, closed exactly once here.
-    unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-        while !cmsg.is_null() {
-            let data = libc::CMSG_DATA(cmsg);
-            let data_len = (*cmsg).cmsg_len as usize - (data as usize - cmsg as usize);
-            match ((*cmsg).cmsg_level, (*cmsg).cmsg_type) {
-                (libc::SOL_SOCKET, libc::SCM_CREDENTIALS) => {
-                    let cred: libc::ucred = std::ptr::read_unaligned(data.cast());
-                    got.pid = cred.pid as u32;
-                }
-                (libc::SOL_SOCKET, libc::SCM_RIGHTS) => {
-                    let count = data_len / std::mem::size_of::<libc::c_int>();
-                    for i in 0..count {
-                        let fd: libc::c_int =
-                            std::ptr::read_unaligned(data.cast::<libc::c_int>().add(i));
-                        libc::close(fd);
-                        got.closed_fds += 1;
-                    }
-                }
-                _ => {}
-            }
-            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
-        }
-    }
-    Ok(got)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -519,6 +284,7 @@ mod tests {
 
     #[test]
     fn specs_parse() {
+        #[cfg(unix)]
         assert_eq!(check("notify"), ReadyCheck::Notify);
         assert_eq!(
             check("tcp:127.0.0.1:3000"),
@@ -551,7 +317,7 @@ mod tests {
 
     #[test]
     fn target_prefixes_and_equals_signs() {
-        let spec = ReadySpec::parse("api=notify").unwrap();
+        let spec = ReadySpec::parse("api=delay:1s").unwrap();
         assert_eq!(spec.target.as_deref(), Some("api"));
         let spec = ReadySpec::parse("log:ready=1").unwrap();
         assert_eq!(spec.target, None);
@@ -602,162 +368,5 @@ mod tests {
             ReadyMsg::Probed(7)
         );
         server.join().unwrap();
-    }
-
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn notify_reports_the_sender_pid() {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let socket = NotifySocket::start(tx).unwrap();
-        let path = socket.path().to_path_buf();
-        let client = std::os::unix::net::UnixDatagram::unbound().unwrap();
-        client.send_to(b"STATUS=warming up\n", &path).unwrap();
-        client.send_to(b"STATUS=done\nREADY=1\n", &path).unwrap();
-        assert_eq!(
-            rx.recv_timeout(Duration::from_secs(10)).unwrap(),
-            ReadyMsg::Notified {
-                pid: std::process::id()
-            }
-        );
-        let dir = path.parent().unwrap().to_path_buf();
-        drop(socket);
-        assert!(!dir.exists());
-    }
-
-    /// Sends `data` with `fd` attached as SCM_RIGHTS, as `sd_pid_notify_with_fds` does.
-    #[cfg(target_os = "linux")]
-    fn send_with_fd(path: &Path, data: &[u8], fd: std::os::fd::RawFd) {
-        use std::os::fd::AsRawFd;
-        let client = std::os::unix::net::UnixDatagram::unbound().unwrap();
-        client.connect(path).unwrap();
-        // SAFETY: a msghdr with one iovec and one SCM_RIGHTS cmsg, all live for the call.
-        unsafe {
-            let mut control = [0u64; 4];
-            let mut iov = libc::iovec {
-                iov_base: data.as_ptr() as *mut _,
-                iov_len: data.len(),
-            };
-            let mut msg: libc::msghdr = std::mem::zeroed();
-            msg.msg_iov = &mut iov;
-            msg.msg_iovlen = 1;
-            msg.msg_control = control.as_mut_ptr().cast();
-            msg.msg_controllen = libc::CMSG_SPACE(4) as _;
-            let cmsg = libc::CMSG_FIRSTHDR(&msg);
-            (*cmsg).cmsg_level = libc::SOL_SOCKET;
-            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-            (*cmsg).cmsg_len = libc::CMSG_LEN(4) as _;
-            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>(), fd);
-            let sent = libc::sendmsg(client.as_raw_fd(), &msg, 0);
-            assert_eq!(
-                sent,
-                data.len() as isize,
-                "{}",
-                std::io::Error::last_os_error()
-            );
-        }
-    }
-
-    /// `FDSTORE=1` with an fd leaked it into cargo hot (and, without close-on-exec, into every
-    /// later target). The write end of a pipe sent that way must be closed by the receiver:
-    /// its read end then sees end of file.
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn fds_sent_to_the_notify_socket_are_closed() {
-        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let socket = NotifySocket::start(tx).unwrap();
-        let mut fds = [0; 2];
-        // SAFETY: pipe2 into a two-element array.
-        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-        // SAFETY: both fds were just created and are owned here.
-        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-        send_with_fd(socket.path(), b"FDSTORE=1\nREADY=1\n", write.as_raw_fd());
-        drop(write);
-        let pid = std::process::id();
-        match rx.recv_timeout(Duration::from_secs(10)).unwrap() {
-            ReadyMsg::Ignored { pid: from, what } => {
-                assert_eq!(from, pid);
-                assert!(what.contains("1 file descriptor(s)") && what.contains("FDSTORE"));
-            }
-            other => panic!("expected a notice first, got {other:?}"),
-        }
-        assert_eq!(
-            rx.recv_timeout(Duration::from_secs(10)).unwrap(),
-            ReadyMsg::Notified { pid }
-        );
-        let mut pollfd = libc::pollfd {
-            fd: read.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: poll on one live fd; 10 s is only a bound, the hang-up comes at once.
-        let ready = unsafe { libc::poll(&mut pollfd, 1, 10_000) };
-        assert!(
-            ready == 1 && pollfd.revents & libc::POLLHUP != 0,
-            "the received fd was kept open"
-        );
-    }
-
-    /// A message longer than the buffer arrives cut short; what it meant is unknown, so it is
-    /// ignored rather than half-read.
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn truncated_notify_messages_are_ignored() {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let socket = NotifySocket::start(tx).unwrap();
-        let client = std::os::unix::net::UnixDatagram::unbound().unwrap();
-        let mut long = b"READY=1\nSTATUS=".to_vec();
-        long.resize(NOTIFY_BUFFER + 100, b'x');
-        client.send_to(&long, socket.path()).unwrap();
-        client.send_to(b"READY=1", socket.path()).unwrap();
-        assert!(matches!(
-            rx.recv_timeout(Duration::from_secs(10)).unwrap(),
-            ReadyMsg::Ignored { what, .. } if what.contains("longer than 4096 bytes")
-        ));
-        // Messages are handled in order: had the long one counted, its report came first and
-        // a second one would be waiting.
-        assert_eq!(
-            rx.recv_timeout(Duration::from_secs(10)).unwrap(),
-            ReadyMsg::Notified {
-                pid: std::process::id()
-            }
-        );
-        assert!(rx.try_recv().is_err(), "the truncated message counted");
-    }
-
-    #[test]
-    fn ready_lines() {
-        assert!(is_ready_message(b"READY=1"));
-        assert!(is_ready_message(b"STATUS=x\n READY=1 \n"));
-        assert!(!is_ready_message(b"READY=10"));
-        assert!(!is_ready_message(b"STATUS=READY=1"));
-    }
-
-    /// Suspected in the audit, confirmed here: liveness came from `kill(pid, 0)`, so a live
-    /// cargo hot in another PID namespace sharing /tmp (its pid is unknown here) lost its
-    /// directory. Its lock, held by an open file, is what counts now.
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn stale_notify_dirs_are_those_whose_lock_is_free() {
-        let temp = tempfile::tempdir().unwrap();
-        // 4194305 is above the kernel's pid_max: no process here has it.
-        let dead = temp.path().join(format!("{NOTIFY_DIR_PREFIX}4194305-1a"));
-        let elsewhere = temp.path().join(format!("{NOTIFY_DIR_PREFIX}4194305-2b"));
-        let unknown = temp.path().join(format!("{NOTIFY_DIR_PREFIX}4194305-3c"));
-        let other = temp.path().join("cargo-hot-notify-notes");
-        for dir in [&dead, &elsewhere, &unknown, &other] {
-            std::fs::create_dir(dir).unwrap();
-        }
-        std::fs::write(dead.join(NOTIFY_LOCK), "").unwrap();
-        std::fs::write(dead.join("notify"), "").unwrap();
-        // Another open file description holds the lock, as a live instance would.
-        let _held = hold_lock(&elsewhere.join(NOTIFY_LOCK)).unwrap();
-        remove_stale_notify_dirs(temp.path());
-        assert!(!dead.exists());
-        assert!(
-            elsewhere.exists(),
-            "a live instance lost its notify directory"
-        );
-        assert!(unknown.exists() && other.exists());
     }
 }

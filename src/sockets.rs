@@ -13,15 +13,23 @@
 //! engine owns the [`Sockets`] for the life of the run; the supervisor never sees them.
 
 use std::fmt;
-use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::FileTypeExt;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use crate::process::RawSource;
 use crate::workspace::TargetId;
+
+// Binding and the socket type: fds on unix; on Windows `--listen` is refused for now.
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+use unix as sys;
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+use windows as sys;
 
 /// Where to listen, as the user wrote it on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,14 +130,15 @@ pub struct BoundSocket {
     pub spec: ListenSpec,
     /// The address actually bound (port 0 becomes the port the kernel chose).
     pub local: ListenAddr,
-    fd: OwnedFd,
+    fd: sys::Socket,
     /// The socket file we created, removed again when cargo hot exits.
     unix_path: Option<PathBuf>,
 }
 
 impl BoundSocket {
-    pub fn raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
+    /// What the child gets (as fd 3, 4, … on unix).
+    pub fn raw_fd(&self) -> RawSource {
+        sys::raw(&self.fd)
     }
 
     /// The socket's name in `LISTEN_FDNAMES`: its port, or its file name for a Unix socket, so a
@@ -166,7 +175,14 @@ impl Sockets {
         let sockets = specs
             .iter()
             .map(|spec| {
-                bind_one(spec).with_context(|| format!("failed to listen on {}", spec.addr))
+                let (fd, local, unix_path) = sys::bind(spec)
+                    .with_context(|| format!("failed to listen on {}", spec.addr))?;
+                Ok(BoundSocket {
+                    spec: spec.clone(),
+                    local,
+                    fd,
+                    unix_path,
+                })
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Sockets { sockets })
@@ -191,89 +207,6 @@ impl Sockets {
             ListenAddr::Unix(_) => false,
         })
     }
-}
-
-fn bind_one(spec: &ListenSpec) -> Result<BoundSocket> {
-    let (fd, local, unix_path): (OwnedFd, ListenAddr, Option<PathBuf>) = match &spec.addr {
-        ListenAddr::Tcp(addr) => {
-            // std sets SO_REUSEADDR, so a restarted cargo hot binds again at once even while
-            // connections of its previous run sit in TIME_WAIT.
-            let listener = TcpListener::bind(addr).map_err(|e| bind_error(e, &spec.addr))?;
-            let local = listener
-                .local_addr()
-                .context("failed to read the bound address")?;
-            (listener.into(), ListenAddr::Tcp(local), None)
-        }
-        ListenAddr::Unix(path) => {
-            remove_stale_unix_socket(path)?;
-            let listener = UnixListener::bind(path).map_err(|e| bind_error(e, &spec.addr))?;
-            (
-                listener.into(),
-                ListenAddr::Unix(path.clone()),
-                Some(path.clone()),
-            )
-        }
-    };
-    // std listens with a backlog of 128; ask for the most the kernel allows (it clamps to
-    // net.core.somaxconn). The backlog is what holds clients while no process accepts, so a
-    // small one turns a restart under load into timeouts (systemfd uses 1).
-    // SAFETY: listen(2) on a socket we own; calling it again only updates the backlog.
-    if unsafe { libc::listen(fd.as_raw_fd(), i32::MAX) } != 0 {
-        return Err(std::io::Error::last_os_error()).context("failed to set the listen backlog");
-    }
-    Ok(BoundSocket {
-        spec: spec.clone(),
-        local,
-        fd,
-        unix_path,
-    })
-}
-
-fn bind_error(error: std::io::Error, addr: &ListenAddr) -> anyhow::Error {
-    let hint = match (error.kind(), addr) {
-        (std::io::ErrorKind::AddrInUse, ListenAddr::Tcp(addr)) => format!(
-            "; another process holds it (`ss -ltnp 'sport = :{}'` shows which): stop it or choose another --listen address",
-            addr.port()
-        ),
-        (std::io::ErrorKind::PermissionDenied, ListenAddr::Tcp(addr)) if addr.port() < 1024 => {
-            "; ports below 1024 need privileges: choose a port above 1023".to_string()
-        }
-        (std::io::ErrorKind::AddrNotAvailable, _) => {
-            "; that address belongs to no interface of this machine".to_string()
-        }
-        _ => String::new(),
-    };
-    anyhow::anyhow!("{error}{hint}")
-}
-
-/// A socket file left by a previous run that nobody listens on any more is ours to replace;
-/// anything else at that path (a live socket, a regular file) is the user's and stays.
-fn remove_stale_unix_socket(path: &Path) -> Result<()> {
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return Ok(());
-    };
-    if !meta.file_type().is_socket() {
-        bail!(
-            "{} exists and is not a socket: remove it or choose another unix: path",
-            path.display()
-        );
-    }
-    // Only a refused connection proves nobody is behind the file. Any other error (EPROTOTYPE
-    // from another program's datagram socket, EACCES from one we may not use) says nothing
-    // about whether it is alive, and replacing a live socket breaks its owner.
-    match UnixStream::connect(path) {
-        Ok(_) => bail!(
-            "{} is in use: another process listens on it; stop it or choose another path",
-            path.display()
-        ),
-        Err(error) if error.raw_os_error() == Some(libc::ECONNREFUSED) => {}
-        Err(error) => bail!(
-            "{} is a socket that cargo hot cannot tell is stale (connecting to it failed: {error}); it may belong to a live program, so it is left alone: remove it yourself if it is stale, or choose another unix: path",
-            path.display()
-        ),
-    }
-    std::fs::remove_file(path)
-        .with_context(|| format!("failed to remove the stale socket {}", path.display()))
 }
 
 #[cfg(test)]
@@ -339,6 +272,7 @@ mod tests {
         }
     }
 
+    #[cfg(unix)]
     #[test]
     fn binds_with_a_full_backlog_and_names_a_taken_port() {
         let sockets = Sockets::bind(&[parse("127.0.0.1:0")]).unwrap();
@@ -356,11 +290,24 @@ mod tests {
 
         let taken = format!("127.0.0.1:{}", local.port());
         let err = format!("{:#}", Sockets::bind(&[parse(&taken)]).unwrap_err());
-        assert!(err.contains(&taken) && err.contains("ss -ltnp"), "{err}");
+        assert!(err.contains(&taken) && err.contains("shows which"), "{err}");
     }
 
+    #[cfg(windows)]
+    #[test]
+    fn listen_is_refused_on_windows_naming_the_alternative() {
+        let err = format!("{:#}", Sockets::bind(&[parse("127.0.0.1:0")]).unwrap_err());
+        assert!(
+            err.contains("not supported on Windows") && err.contains("systemfd"),
+            "{err}"
+        );
+        assert!(Sockets::bind(&[]).is_ok(), "no --listen, nothing to refuse");
+    }
+
+    #[cfg(unix)]
     #[test]
     fn unix_sockets_replace_only_stale_socket_files() {
+        use std::os::unix::net::UnixListener;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("api.sock");
         let spec = ListenSpec::parse(&format!("unix:{}", path.display()), dir.path()).unwrap();

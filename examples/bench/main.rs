@@ -16,24 +16,34 @@
 //! RSS, inotify watches of a pid), `trees.rs` (the generated trees), `items.rs` (one
 //! function per item of the issue).
 
+#[cfg(target_os = "linux")]
 mod hot;
+#[cfg(target_os = "linux")]
 mod items;
+#[cfg(target_os = "linux")]
 mod procfs;
+#[cfg(target_os = "linux")]
 mod trees;
 
+#[cfg(target_os = "linux")]
 use std::path::{Path, PathBuf};
+#[cfg(target_os = "linux")]
 use std::time::Instant;
 
+#[cfg(target_os = "linux")]
 use anyhow::{bail, Context, Result};
 
+#[cfg(target_os = "linux")]
 use crate::hot::cargo;
 
+#[cfg(target_os = "linux")]
 /// What the command line asked for.
 struct Options {
     runs: usize,
     idle_secs: u64,
 }
 
+#[cfg(target_os = "linux")]
 fn parse_options() -> Result<Options> {
     let mut options = Options {
         runs: 5,
@@ -64,6 +74,7 @@ fn parse_options() -> Result<Options> {
     Ok(options)
 }
 
+#[cfg(target_os = "linux")]
 /// One row of the final table.
 pub struct Row {
     pub item: &'static str,
@@ -75,6 +86,7 @@ pub struct Row {
     pub met: Option<bool>,
 }
 
+#[cfg(target_os = "linux")]
 fn main() -> Result<()> {
     let options = parse_options()?;
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -158,6 +170,7 @@ fn main() -> Result<()> {
     Ok(())
 }
 
+#[cfg(target_os = "linux")]
 /// Builds the release binary and returns its path, next to this example's own target dir.
 fn build_cargo_hot(repo: &Path) -> Result<PathBuf> {
     eprintln!("bench: cargo build --release --bin cargo-hot");
@@ -191,12 +204,14 @@ fn build_cargo_hot(repo: &Path) -> Result<PathBuf> {
     Ok(bin)
 }
 
+#[cfg(target_os = "linux")]
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "unknown".into())
 }
 
+#[cfg(target_os = "linux")]
 fn print_table(rows: &[Row]) {
     println!("| # | measure | cargo hot | baseline (same run) | result | target | met |");
     println!("|---|---|---|---|---|---|---|");
@@ -211,4 +226,11 @@ fn print_table(rows: &[Row]) {
             row.item, row.measure, row.hot, row.baseline, row.result, row.target, met
         );
     }
+}
+
+/// Linux only: the benchmarks read /proc.
+#[cfg(not(target_os = "linux"))]
+fn main() {
+    eprintln!("Linux only: the benchmarks read /proc");
+    std::process::exit(2);
 }

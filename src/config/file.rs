@@ -547,6 +547,16 @@ mod tests {
         format!("{:#}", parse_ws(text).unwrap_err())
     }
 
+    /// A configuration saved by a Windows editor has CRLF line endings: it means the same.
+    #[test]
+    fn crlf_line_endings_mean_the_same() {
+        let text = "run = [\"api\"]\ndebounce = \"50ms\"\n\n[targets.api]\nargs = [\"--port\", \"3000\"]\nsignal = \"SIGINT\"\n";
+        let lf = parse_ws(text).unwrap();
+        let crlf = parse_ws(&text.replace('\n', "\r\n")).unwrap();
+        assert_eq!(format!("{lf:?}"), format!("{crlf:?}"));
+        assert_eq!(crlf.targets["api"].signal, Some(Signal::INT));
+    }
+
     #[test]
     fn every_key_of_the_documented_shape() {
         let layer = parse_ws(

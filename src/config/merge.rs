@@ -274,6 +274,7 @@ fn glob_set(entry: &WatchEntry) -> Option<globset::GlobSet> {
         builder.add(
             globset::GlobBuilder::new(glob)
                 .literal_separator(true)
+                .case_insensitive(crate::workspace::PATHS_IGNORE_CASE)
                 .build()
                 .ok()?,
         );
@@ -516,6 +517,22 @@ mod watch_tests {
             targets: Vec::new(),
             key: "workspace.metadata.hot.watch[0]".into(),
         }
+    }
+
+    /// Watch globs ignore case exactly where file names do (Windows).
+    #[test]
+    fn watch_globs_follow_the_file_systems_case_rule() {
+        let set = glob_set(&entry(
+            &["Templates/*.HTML"],
+            "/ws",
+            file::WatchAction::Restart,
+        ))
+        .unwrap();
+        assert!(set.is_match("Templates/index.HTML"));
+        assert_eq!(
+            set.is_match("templates/index.html"),
+            crate::workspace::PATHS_IGNORE_CASE
+        );
     }
 
     fn owner(path: &Path) -> Vec<TargetId> {

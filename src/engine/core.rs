@@ -78,6 +78,8 @@ struct CargoRun {
     pid: Option<u32>,
     /// Set once asked to stop: when its group is killed if it has not exited.
     cancel_deadline: Option<Instant>,
+    /// Its group was killed: nothing more to do but wait for the exit.
+    killed: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -211,7 +213,12 @@ impl<W: Workload> Core<W> {
     /// deadline at all, which is what keeps an idle `cargo hot` at zero CPU.
     pub fn next_deadline(&self) -> Option<Instant> {
         let settle = self.cx.quit.is_none().then(|| self.cx.burst.deadline());
-        let cancel = self.cx.cargo.as_ref().and_then(|c| c.cancel_deadline);
+        let cancel = self
+            .cx
+            .cargo
+            .as_ref()
+            .filter(|c| !c.killed)
+            .and_then(|c| c.cancel_deadline);
         [settle.flatten(), cancel, self.work.deadline()]
             .into_iter()
             .flatten()
@@ -222,8 +229,8 @@ impl<W: Workload> Core<W> {
         let (cx, work) = (&mut self.cx, &mut self.work);
         work.on_deadline(cx, now);
         if let Some(cargo) = &mut cx.cargo {
-            if cargo.cancel_deadline.is_some_and(|d| d <= now) {
-                cargo.cancel_deadline = Some(now + Duration::from_secs(3600));
+            if !cargo.killed && cargo.cancel_deadline.is_some_and(|d| d <= now) {
+                cargo.killed = true;
                 if let Some(pid) = cargo.pid {
                     cx.out.push(Action::Signal {
                         pgid: pid,
@@ -314,6 +321,7 @@ impl Ctx {
             key,
             pid: None,
             cancel_deadline: None,
+            killed: false,
         });
         self.out.push(Action::SpawnCargo { key, spawn });
     }

@@ -77,8 +77,6 @@ pub struct Driver {
     targets: HashMap<ProcKey, (String, usize)>,
     /// Target name → colour index, stable for the session.
     colors: HashMap<String, usize>,
-    /// Live processes: pid → key, to attribute notify messages.
-    pids: HashMap<u32, ProcKey>,
     /// Live processes of the `--stdin` target (key → pid): the last one to go gives the
     /// terminal back to cargo hot.
     foreground: HashMap<ProcKey, u32>,
@@ -132,7 +130,6 @@ impl Driver {
             cargo: None,
             targets: HashMap::new(),
             colors: HashMap::new(),
-            pids: HashMap::new(),
             foreground: HashMap::new(),
             probes: HashMap::new(),
             hooks: HashMap::new(),
@@ -268,7 +265,9 @@ impl Driver {
             Action::Signal { pgid, signal } => self.signal(pgid, signal),
             Action::Forget { key, pgid } => {
                 self.reaper.untrack(pgid);
-                self.pids.remove(&pgid);
+                if let Some(notify) = &mut self.notify {
+                    notify.forget(key);
+                }
                 self.probes.remove(&key);
                 self.targets.remove(&key);
                 self.foreground.remove(&key);
@@ -357,8 +356,8 @@ impl Driver {
                     process::reclaim_terminal();
                     // Ctrl-C reached only the group that had the terminal. Like a shell
                     // script whose command died of it, cargo hot stops too.
-                    if status.signal == Some(libc::SIGINT) {
-                        let _ = self.results_tx.send(Input::Signal(libc::SIGINT));
+                    if status.signal == Some(Signal::INT.0) {
+                        let _ = self.results_tx.send(Input::Signal(Signal::INT.0));
                     }
                 }
                 Some(Input::Exited { key, status })
@@ -369,19 +368,20 @@ impl Driver {
     /// A readiness report from a probe thread or the notify socket.
     fn on_ready(&mut self, msg: ReadyMsg) -> Option<Input> {
         let key = match msg {
-            ReadyMsg::Probed(key) => Some(key),
-            ReadyMsg::Notified { pid } => self.pids.get(&pid).copied().or_else(|| {
-                process::process_group_of(pid).and_then(|pgid| self.pids.get(&pgid).copied())
-            }),
-            ReadyMsg::Ignored { pid, what } => {
+            ReadyMsg::Probed(key) => key,
+            ReadyMsg::Ignored { key, what } => {
                 if self.ui.verbosity() == Verbosity::Verbose {
+                    let target = self
+                        .targets
+                        .get(&key)
+                        .map_or("a target", |(n, _)| n.as_str());
                     self.ui.emit(&Event::Warning {
-                        message: format!("{what} (from pid {pid})"),
+                        message: format!("{what} (from {target})"),
                     });
                 }
-                None
+                return None;
             }
-        }?;
+        };
         self.probes.remove(&key).map(|_| Input::Ready { key })
     }
 
@@ -454,8 +454,9 @@ impl Driver {
             env.push(("LISTEN_FDS".into(), sockets.len().to_string().into()));
             env.push(("LISTEN_FDNAMES".into(), names.join(":").into()));
         }
-        if let (ReadyCheck::Notify, Some(notify)) = (&check, &self.notify) {
-            env.push(("NOTIFY_SOCKET".into(), notify.path().into()));
+        if let (ReadyCheck::Notify, Some(notify)) = (&check, &mut self.notify) {
+            // A socket of its own: what arrives there is from this run (or what it started).
+            env.push(("NOTIFY_SOCKET".into(), notify.path_for(key)?.into()));
         }
         env_remove.retain(|name| !env.iter().any(|(set, _)| set == name));
         let spawn = Spawn {
@@ -487,7 +488,6 @@ impl Driver {
             self.foreground.insert(key, child.pid);
         }
         self.reaper.track(child.pid);
-        self.pids.insert(child.pid, key);
         if let Err(error) = self.start_probe(&check, key) {
             self.signal(child.pid, Signal::KILL);
             return Err(error);
@@ -569,24 +569,4 @@ fn stage(request: &StageRequest, hot_dir: &Path) -> StageResult {
     }
     result.knowledge = knowledge;
     result
-}
-
-/// Turns SIGINT, SIGTERM and SIGHUP into messages for the loop. The handle keeps the
-/// forwarding thread's registration alive for the life of the session.
-pub fn forward_signals(tx: Sender<i32>) -> Result<signal_hook::iterator::Handle> {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
-        .context("failed to install signal handlers")?;
-    let handle = signals.handle();
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            for signal in signals.forever() {
-                if tx.send(signal).is_err() {
-                    break;
-                }
-            }
-        })
-        .context("failed to start the signal thread")?;
-    Ok(handle)
 }

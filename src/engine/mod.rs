@@ -43,7 +43,7 @@ use anyhow::{bail, Context, Result};
 use crossbeam_channel::never;
 
 use self::core::{Core, Ctx};
-use self::driver::{forward_signals, Channels, Driver, Loader};
+use self::driver::{Channels, Driver, Loader};
 pub use self::protocol::{Action, Input};
 use self::protocol::{Reloaded, ReloadedConfig};
 use self::swap::{watch_spec, Swap};
@@ -79,7 +79,7 @@ pub fn run(mut config: RunConfig) -> Result<i32> {
     config.check_restart_flags(&targets, &sockets)?;
 
     let (signal_tx, signal_rx) = crossbeam_channel::unbounded();
-    let _signals = forward_signals(signal_tx)?;
+    let _signals = crate::process::forward_signals(signal_tx)?;
     let (proc_tx, proc_rx) = crossbeam_channel::unbounded();
     let (watch_tx, watch_rx) = crossbeam_channel::unbounded();
     let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
@@ -174,7 +174,7 @@ pub fn run_rounds(options: crate::rounds::Options) -> Result<i32> {
     let debounce = options.debounce_with(hot.debounce);
 
     let (signal_tx, signal_rx) = crossbeam_channel::unbounded();
-    let _signals = forward_signals(signal_tx)?;
+    let _signals = crate::process::forward_signals(signal_tx)?;
     let (proc_tx, proc_rx) = crossbeam_channel::unbounded();
     let (watch_tx, watch_rx) = crossbeam_channel::unbounded();
     let (ready_tx, ready_rx) = crossbeam_channel::unbounded();

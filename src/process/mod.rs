@@ -8,7 +8,8 @@
 //! caller's event loop's business; it gets [`ProcEvent`]s and primitives.
 //!
 //! The portable vocabulary (events, specs, signals) lives here; everything
-//! that talks to the OS lives in a per-platform file (`unix.rs` today).
+//! that talks to the OS lives in a per-platform file, `unix.rs` (Linux, macOS)
+//! or `windows.rs` (Job Objects and console groups); this file only picks one.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -19,11 +20,16 @@ use crossbeam_channel::Sender;
 
 #[cfg(unix)]
 mod unix;
-
 #[cfg(unix)]
-pub use unix::{
-    become_subreaper, process_group_of, reaper_main, reclaim_terminal, signal_group, signal_pid,
-    spawn, Reaper, ReaperHandle, TREE_VAR,
+use unix as sys;
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+use windows as sys;
+
+pub use sys::{
+    forward_signals, reaper_main, reclaim_terminal, shell, shell_spawn, signal_group, signal_pid,
+    spawn, stderr_for_child, RawSource, Reaper, ReaperHandle, SignalGuard, SHELL,
 };
 
 /// Caller-chosen identifier echoed back in every [`ProcEvent`] of a child.
@@ -115,8 +121,8 @@ pub struct Spawn {
     /// Placed in the child as fds 3, 4, … in this order, inheritable there;
     /// the originals stay open and untouched in cargo-hot. Sources should be
     /// fds ≥ 3: 0–2 already name the child's own stdio when they are placed.
-    #[cfg(unix)]
-    pub pass_fds: Vec<std::os::fd::RawFd>,
+    /// Must be empty on Windows, where [`spawn`] refuses it.
+    pub pass_fds: Vec<RawSource>,
     /// Set `LISTEN_PID` to the child's own pid (systemd socket activation).
     pub listen_pid: bool,
     /// Make the child lead a new process group (pgid == pid), so the whole
@@ -153,7 +159,6 @@ impl Spawn {
             stdin: Io::Inherit,
             stdout: Io::Inherit,
             stderr: Io::Inherit,
-            #[cfg(unix)]
             pass_fds: Vec::new(),
             listen_pid: false,
             own_group: false,
@@ -215,12 +220,14 @@ impl std::str::FromStr for Signal {
         if let Ok(n) = s.parse::<i32>() {
             // 64 is Linux's SIGRTMAX; 0 is not a signal but an existence probe.
             if (1..=64).contains(&n) {
+                sys::sendable(Signal(n))?;
                 return Ok(Signal(n));
             }
         } else {
             let upper = s.to_ascii_uppercase();
             let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
             if let Some((_, sig)) = Signal::NAMED.iter().find(|(name, _)| *name == bare) {
+                sys::sendable(*sig)?;
                 return Ok(*sig);
             }
         }
@@ -462,11 +469,8 @@ mod tests {
             ("term", Signal::TERM),
             (" SigInt ", Signal::INT),
             ("KILL", Signal::KILL),
-            ("SIGHUP", Signal::HUP),
-            ("quit", Signal::QUIT),
             ("15", Signal::TERM),
             ("9", Signal::KILL),
-            ("10", Signal(10)),
         ];
         for (input, want) in ok {
             assert_eq!(input.parse::<Signal>().unwrap(), want, "parsing {input:?}");
@@ -475,6 +479,39 @@ mod tests {
             let err = bad.parse::<Signal>().unwrap_err().to_string();
             assert!(
                 err.contains("SIGTERM") && err.contains("SIGKILL"),
+                "{bad:?}: {err}"
+            );
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn unix_signals_beyond_the_portable_three_parse() {
+        let ok = [
+            ("SIGHUP", Signal::HUP),
+            ("quit", Signal::QUIT),
+            ("10", Signal(10)),
+            ("31", Signal(31)),
+        ];
+        for (input, want) in ok {
+            assert_eq!(input.parse::<Signal>().unwrap(), want, "parsing {input:?}");
+        }
+        let high = "40".parse::<Signal>();
+        if cfg!(target_os = "macos") {
+            let err = high.unwrap_err().to_string();
+            assert!(err.contains("macOS"), "{err}");
+        } else {
+            assert_eq!(high.unwrap(), Signal(40));
+        }
+    }
+
+    #[cfg(windows)]
+    #[test]
+    fn windows_refuses_what_it_cannot_send() {
+        for bad in ["SIGHUP", "quit", "10"] {
+            let err = bad.parse::<Signal>().unwrap_err().to_string();
+            assert!(
+                err.contains("cannot be sent on Windows") && err.contains("CTRL_BREAK_EVENT"),
                 "{bad:?}: {err}"
             );
         }

@@ -25,7 +25,6 @@ mod reaper;
 mod tree;
 
 pub use reaper::{reaper_main, Reaper, ReaperHandle};
-pub use tree::{become_subreaper, TREE_VAR};
 
 const _: () = assert!(
     Signal::HUP.0 == libc::SIGHUP
@@ -34,6 +33,67 @@ const _: () = assert!(
         && Signal::KILL.0 == libc::SIGKILL
         && Signal::TERM.0 == libc::SIGTERM
 );
+
+/// What a socket passed to a child is: an fd, placed at 3, 4, … in the child.
+pub type RawSource = RawFd;
+
+/// Whether `sig` exists here. Linux has 64 signals, macOS 31.
+pub fn sendable(sig: Signal) -> Result<()> {
+    #[cfg(target_os = "macos")]
+    if sig.0 > 31 {
+        anyhow::bail!("{sig} does not exist on macOS: signal numbers go up to 31");
+    }
+    let _ = sig;
+    Ok(())
+}
+
+/// How hooks run: the platform's shell, for messages.
+pub const SHELL: &str = "sh -c";
+
+/// A command that runs `script` with the platform's shell: `sh -c` here.
+pub fn shell(script: &str) -> Command {
+    let mut command = Command::new("sh");
+    command.arg("-c").arg(script);
+    command
+}
+
+/// A [`Spawn`] that runs `script` with the platform's shell: `sh -c` here.
+pub fn shell_spawn(script: &str) -> Spawn {
+    let mut spawn = Spawn::new("sh");
+    spawn.args = vec!["-c".into(), script.into()];
+    spawn
+}
+
+/// cargo hot's stderr, to be a child's stdout (hooks print there so `--json` stays clean).
+pub fn stderr_for_child() -> io::Result<Stdio> {
+    use std::os::fd::AsFd;
+    let fd = std::io::stderr().as_fd().try_clone_to_owned()?;
+    Ok(Stdio::from(fd))
+}
+
+/// Keeps the signal forwarding of [`forward_signals`] registered.
+pub struct SignalGuard {
+    _handle: signal_hook::iterator::Handle,
+}
+
+/// Turns SIGINT, SIGTERM and SIGHUP into messages for the engine's loop.
+pub fn forward_signals(tx: Sender<i32>) -> Result<SignalGuard> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+        .context("failed to install signal handlers")?;
+    let handle = signals.handle();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                if tx.send(signal).is_err() {
+                    break;
+                }
+            }
+        })
+        .context("failed to start the signal thread")?;
+    Ok(SignalGuard { _handle: handle })
+}
 
 /// How long `Exited` waits for the output readers after the child is reaped.
 /// Long enough to flush what the child wrote just before exiting, short
@@ -78,6 +138,7 @@ pub fn spawn(spec: &Spawn, key: ProcKey, tx: &Sender<ProcEvent>) -> Result<Child
     let take_terminal = spec.own_group && spec.take_terminal && stdin_is_terminal();
     let mut child_setup = ChildSetup {
         take_terminal,
+        #[cfg(target_os = "linux")]
         parent_pid: std::process::id() as libc::pid_t,
         pass_fds: spec.pass_fds.clone(),
         scratch_fds: vec![-1; spec.pass_fds.len()],
@@ -311,6 +372,8 @@ fn exit_info(status: ExitStatus) -> ExitInfo {
 struct ChildSetup {
     /// Make our new group the terminal's foreground group before exec.
     take_terminal: bool,
+    /// Linux: to see whether the parent died before the death signal was set.
+    #[cfg(target_os = "linux")]
     parent_pid: libc::pid_t,
     pass_fds: Vec<RawFd>,
     /// Room for the temporary high copies of `pass_fds`.
@@ -430,7 +493,7 @@ impl EnvBlock {
             vars.remove(std::ffi::OsStr::new("LISTEN_PID"));
         }
         // Ours, never inherited: a cargo hot run by a target marks its own children.
-        vars.remove(std::ffi::OsStr::new(TREE_VAR));
+        vars.remove(std::ffi::OsStr::new(tree::TREE_VAR));
         let mut strings = Vec::with_capacity(vars.len());
         for (k, v) in vars {
             if k.is_empty() || k.as_bytes().contains(&b'=') {
@@ -589,15 +652,6 @@ pub fn reclaim_terminal() {
         // SAFETY: see `set_foreground`; getpgrp always succeeds.
         unsafe { set_foreground(libc::getpgrp()) };
     }
-}
-
-/// The process group `pid` belongs to, if it still exists: a message from a process a target
-/// forked is attributed to the target whose group it is in.
-pub fn process_group_of(pid: u32) -> Option<u32> {
-    let pid = to_pid(pid).ok().filter(|p| *p > 0)?;
-    // SAFETY: plain syscall.
-    let pgid = unsafe { libc::getpgid(pid) };
-    (pgid > 0).then_some(pgid as u32)
 }
 
 /// Sends `sig` to one child [`spawn`] started (and, leading a group, to its group). One
@@ -823,6 +877,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(not(target_os = "linux"), ignore = "reads /proc, which only Linux has")]
     fn signal_group_reaches_grandchildren() {
         let (tx, rx) = crossbeam_channel::unbounded();
         let mut spec = sh("sleep 1000 & echo $!; wait");
@@ -962,6 +1017,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(not(target_os = "linux"), ignore = "reads /proc, which only Linux has")]
     fn listen_pid_and_pass_fds() {
         let (tx, rx) = crossbeam_channel::unbounded();
         let (a, _a_peer) = std::os::unix::net::UnixStream::pair().unwrap();
@@ -1063,6 +1119,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(not(target_os = "linux"), ignore = "reads /proc, which only Linux has")]
     fn arg0_and_cwd_applied() {
         let (tx, rx) = crossbeam_channel::unbounded();
         let dir = tempfile::tempdir().unwrap();

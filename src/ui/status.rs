@@ -179,6 +179,16 @@ impl Board {
                     };
                 }
             }
+            // A round of `cargo hot test|check|clippy` shows as the build bar does.
+            Event::RoundStarted { tool, packages, .. } => {
+                self.build = Some(BuildView {
+                    started: now,
+                    done: 0,
+                    total: Total::Unknown,
+                    activity: format!("cargo {tool}: {}", packages.join(", ")),
+                });
+            }
+            Event::RoundCancelled { .. } | Event::RoundFinished { .. } => self.build = None,
             Event::BuildCancelled { targets } => {
                 for target in targets {
                     self.view(target).build = BuildPhase::Idle;
@@ -527,6 +537,28 @@ mod tests {
     fn line(board: &Board, at: usize, width: usize) -> String {
         let now = board.targets[at].since.unwrap_or_else(Instant::now) + Duration::from_secs(65);
         target_line(&board.targets[at], 6, now, width, false)
+    }
+
+    #[test]
+    fn a_round_shows_as_a_bar_until_it_ends() {
+        let mut board = Board::default();
+        let now = Instant::now();
+        board.apply(
+            &Event::RoundStarted {
+                tool: "check".into(),
+                packages: vec!["web".into()],
+                commands: vec!["cargo check -p web".into()],
+            },
+            now,
+        );
+        assert_eq!(board.build.as_ref().unwrap().activity, "cargo check: web");
+        board.apply(
+            &Event::RoundCancelled {
+                packages: vec!["web".into()],
+            },
+            now,
+        );
+        assert!(board.build.is_none());
     }
 
     #[test]

@@ -6,16 +6,29 @@
 //! engine turns into an orderly shutdown) and from a panic hook installed by [`enter`]. The
 //! original settings live in a static so the panic hook can reach them.
 //!
-//! Ctrl-C keeps working as a signal: only `ICANON` and `ECHO` are cleared, not `ISIG`.
+//! Ctrl-C keeps working as a signal: only line input and echo are turned off (`ICANON` and
+//! `ECHO` on unix, `ENABLE_LINE_INPUT` and `ENABLE_ECHO_INPUT` on a Windows console), never
+//! `ISIG` / `ENABLE_PROCESSED_INPUT`. How a mode is changed is in `terminal/unix.rs` and
+//! `terminal/windows.rs`.
 
 use std::io::Write;
 use std::sync::{Mutex, Once};
+
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+use unix as sys;
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+use windows as sys;
 
 /// The terminal settings to put back, if we changed them.
 static SAVED: Mutex<Option<Saved>> = Mutex::new(None);
 
 struct Saved {
-    termios: Option<libc::termios>,
+    input: Option<sys::InputMode>,
+    output: Option<sys::OutputMode>,
     cursor_hidden: bool,
 }
 
@@ -36,16 +49,18 @@ impl Drop for TerminalGuard {
 /// terminal's foreground process group, where changing its mode would stop us (SIGTTOU).
 pub fn enter(keys: bool) -> TerminalGuard {
     install_panic_hook();
-    let termios = if keys { raw_keys() } else { None };
+    let input = if keys { sys::raw_keys() } else { None };
+    let output = sys::enable_escapes();
     let guard = TerminalGuard {
-        keys: termios.is_some(),
+        keys: input.is_some(),
     };
     let mut err = std::io::stderr();
     let _ = err.write_all(b"\x1b[?25l");
     let _ = err.flush();
     if let Ok(mut saved) = SAVED.lock() {
         *saved = Some(Saved {
-            termios,
+            input,
+            output,
             cursor_hidden: true,
         });
     }
@@ -60,39 +75,16 @@ pub fn restore() {
         Err(poisoned) => poisoned.into_inner().take(),
     };
     let Some(saved) = saved else { return };
-    if let Some(termios) = saved.termios {
-        // SAFETY: tcsetattr on fd 0 with settings tcgetattr gave us for that same fd.
-        unsafe { libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, &termios) };
+    if let Some(input) = saved.input {
+        sys::restore_input(input);
     }
     if saved.cursor_hidden {
         let mut err = std::io::stderr();
         let _ = err.write_all(b"\x1b[?25h");
         let _ = err.flush();
     }
-}
-
-/// Line buffering and echo off on stdin; the previous settings, or None when stdin is not
-/// ours to change.
-fn raw_keys() -> Option<libc::termios> {
-    // SAFETY: plain libc calls on fd 0; `termios` is plain data that tcgetattr fills in.
-    unsafe {
-        if libc::isatty(libc::STDIN_FILENO) != 1
-            || libc::tcgetpgrp(libc::STDIN_FILENO) != libc::getpgrp()
-        {
-            return None;
-        }
-        let mut original: libc::termios = std::mem::zeroed();
-        if libc::tcgetattr(libc::STDIN_FILENO, &mut original) != 0 {
-            return None;
-        }
-        let mut keys = original;
-        keys.c_lflag &= !(libc::ICANON | libc::ECHO);
-        keys.c_cc[libc::VMIN] = 1;
-        keys.c_cc[libc::VTIME] = 0;
-        if libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, &keys) != 0 {
-            return None;
-        }
-        Some(original)
+    if let Some(output) = saved.output {
+        sys::restore_output(output);
     }
 }
 

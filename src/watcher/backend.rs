@@ -1,6 +1,19 @@
-//! The notify watcher underneath: native (inotify on Linux) or polling, always
-//! one non-recursive watch per directory, plus the inotify-limit test hook and
-//! the message that explains a fall-back to polling.
+//! The notify watcher underneath: native or polling, plus the watch-limit test
+//! hook and the message that explains a fall-back to polling.
+//!
+//! - **Linux (inotify), Windows (ReadDirectoryChangesW), polling:** one
+//!   non-recursive watch per directory the walk keeps, so an ignored `target/`
+//!   costs no watch at all.
+//! - **macOS (FSEvents):** one recursive stream per directory the walk reaches
+//!   first (the roots); directories below a streamed one are already covered and
+//!   get no watch of their own. Events from ignored places (`target/`) still
+//!   arrive and are dropped in user space by the same rules ([`super::filter`]),
+//!   which costs a little CPU per event but nothing per directory. kqueue, the
+//!   other macOS backend, needs an open fd per watched *file*: a workspace with
+//!   a few thousand sources would run into the default fd limit (256) and pay a
+//!   syscall per file at start. notify's FSEvents backend also restarts its
+//!   stream on every `watch` call, so a watch per directory would cost
+//!   quadratic time at start; a stream per root costs one start.
 
 use std::path::Path;
 use std::time::Duration;
@@ -35,6 +48,9 @@ pub(super) enum Backend {
         watcher: RecommendedWatcher,
         /// Native watches left before the test hook fakes `ENOSPC`.
         budget: Option<usize>,
+        /// macOS: the directories with a recursive stream (see the module docs).
+        #[cfg(target_os = "macos")]
+        streams: Vec<std::path::PathBuf>,
     },
     Poll {
         watcher: PollWatcher,
@@ -59,7 +75,12 @@ impl Backend {
     ) -> notify::Result<Backend> {
         let config = Config::default().with_follow_symlinks(false);
         let watcher = RecommendedWatcher::new(forward(raw_tx), config)?;
-        Ok(Backend::Native { watcher, budget })
+        Ok(Backend::Native {
+            watcher,
+            budget,
+            #[cfg(target_os = "macos")]
+            streams: Vec::new(),
+        })
     }
 
     pub(super) fn poll(raw_tx: &Sender<RawEvent>, interval: Duration) -> notify::Result<Backend> {
@@ -80,17 +101,26 @@ impl Backend {
         }
     }
 
-    /// Watches `dir` itself and its direct entries, never its subdirectories.
+    /// Watches `dir` itself and its direct entries, never its subdirectories (on macOS: makes
+    /// sure a stream covers `dir`, see the module docs).
     pub(super) fn watch(&mut self, dir: &Path) -> notify::Result<()> {
         match self {
+            #[cfg(target_os = "macos")]
+            Backend::Native { streams, .. } if streams.iter().any(|s| dir.starts_with(s)) => Ok(()),
+            #[cfg(target_os = "macos")]
+            Backend::Native {
+                watcher,
+                budget,
+                streams,
+            } => {
+                take_budget(budget, dir)?;
+                watcher.watch(dir, RecursiveMode::Recursive)?;
+                streams.push(dir.to_path_buf());
+                Ok(())
+            }
+            #[cfg(not(target_os = "macos"))]
             Backend::Native { watcher, budget } => {
-                if let Some(left) = budget {
-                    if *left == 0 {
-                        return Err(notify::Error::new(ErrorKind::MaxFilesWatch)
-                            .add_path(dir.to_path_buf()));
-                    }
-                    *left -= 1;
-                }
+                take_budget(budget, dir)?;
                 watcher.watch(dir, RecursiveMode::NonRecursive)
             }
             Backend::Poll { watcher, .. } => watcher.watch(dir, RecursiveMode::NonRecursive),
@@ -101,10 +131,33 @@ impl Backend {
         // inotify drops the watch of a deleted or moved-away directory on its
         // own, so "not watched" here is the normal case, not an error.
         let _ = match self {
+            // A directory inside a stream has no watch of its own to remove.
+            #[cfg(target_os = "macos")]
+            Backend::Native {
+                watcher, streams, ..
+            } => match streams.iter().position(|s| s == dir) {
+                Some(i) => {
+                    streams.swap_remove(i);
+                    watcher.unwatch(dir)
+                }
+                None => Ok(()),
+            },
+            #[cfg(not(target_os = "macos"))]
             Backend::Native { watcher, .. } => watcher.unwatch(dir),
             Backend::Poll { watcher, .. } => watcher.unwatch(dir),
         };
     }
+}
+
+/// Counts one native watch against the test hook's budget; none left fakes the OS limit.
+fn take_budget(budget: &mut Option<usize>, dir: &Path) -> notify::Result<()> {
+    if let Some(left) = budget {
+        if *left == 0 {
+            return Err(notify::Error::new(ErrorKind::MaxFilesWatch).add_path(dir.to_path_buf()));
+        }
+        *left -= 1;
+    }
+    Ok(())
 }
 
 /// The `FellBackToPolling` reason when the watch limit is reached.

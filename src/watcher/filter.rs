@@ -17,6 +17,7 @@ use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use ignore::{IncrementalIgnore, WalkBuilder};
 
 use super::WatchSpec;
+use crate::workspace::PATHS_IGNORE_CASE;
 
 /// Cargo writes this into every target dir; other tools (and `cargo new`'s
 /// sibling projects built on their own) do too.
@@ -69,10 +70,11 @@ pub(super) struct Rules {
 }
 
 /// The walk settings every traversal and every matcher uses. Hidden files are
-/// kept (`.cargo/config.toml` matters) and `.gitignore` applies even outside a
-/// git repository.
+/// kept (`.cargo/config.toml` matters), `.gitignore` applies even outside a
+/// git repository, and ignore files ignore case where file names do.
 pub(super) fn configure(builder: &mut WalkBuilder) -> &mut WalkBuilder {
     builder
+        .ignore_case_insensitive(PATHS_IGNORE_CASE)
         .hidden(false)
         .parents(true)
         .ignore(true)
@@ -93,6 +95,9 @@ impl PathFilter {
             .context("the watch spec has no root directory")?;
 
         let mut extra = GitignoreBuilder::new(first);
+        extra
+            .case_insensitive(PATHS_IGNORE_CASE)
+            .context("setting case-insensitive ignore patterns")?;
         for glob in &spec.extra_ignores {
             extra
                 .add_line(None, glob)

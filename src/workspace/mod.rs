@@ -275,10 +275,15 @@ impl Workspace {
 
 /// Resolves `.` and `..` without touching the file system: watched paths may be gone already,
 /// and symlink resolution would make them disagree with the paths metadata reports.
+///
+/// On Windows it also spells every drive one way: `\\?\C:\` (what `canonicalize` returns) and
+/// `c:\` become `C:\`, `\\?\UNC\server\share` becomes `\\server\share`, so that paths from
+/// cargo, rustc's dep-info, the watcher and the user compare equal by prefix.
 pub(crate) fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for component in path.components() {
         match component {
+            Component::Prefix(prefix) => out.push(plain_prefix(prefix.kind(), prefix.as_os_str())),
             Component::CurDir => {}
             Component::ParentDir => match out.components().next_back() {
                 Some(Component::Normal(_)) => {
@@ -294,6 +299,30 @@ pub(crate) fn normalize(path: &Path) -> PathBuf {
     out
 }
 
+/// Whether file names match regardless of case, as Windows' file systems do by default (and
+/// git there, with `core.ignorecase`): watch globs and ignore patterns follow suit. macOS is
+/// left case-sensitive: its volumes can be either, and git decides per repository.
+pub(crate) const PATHS_IGNORE_CASE: bool = cfg!(windows);
+
+/// The one spelling of a Windows path prefix (see [`normalize`]); `raw` is how it was written.
+fn plain_prefix(kind: std::path::Prefix<'_>, raw: &OsStr) -> std::ffi::OsString {
+    use std::path::Prefix;
+    match kind {
+        Prefix::VerbatimDisk(letter) | Prefix::Disk(letter) => {
+            format!("{}:", letter.to_ascii_uppercase() as char).into()
+        }
+        Prefix::VerbatimUNC(server, share) | Prefix::UNC(server, share) => {
+            let mut unc = std::ffi::OsString::from(r"\\");
+            unc.push(server);
+            unc.push(r"\");
+            unc.push(share);
+            unc
+        }
+        // `\\?\name` without a disk or server, and device paths: no other spelling exists.
+        Prefix::Verbatim(_) | Prefix::DeviceNS(_) => raw.to_os_string(),
+    }
+}
+
 /// Anything inside a `.git` directory: never part of a package, though a build script may
 /// still watch it (`rerun-if-changed=.git/HEAD`).
 fn in_git_dir(path: &Path) -> bool {
@@ -305,6 +334,28 @@ fn in_git_dir(path: &Path) -> bool {
 mod tests {
     use super::testutil::WsBuilder;
     use super::*;
+
+    #[test]
+    fn windows_prefixes_have_one_spelling() {
+        use std::path::Prefix;
+        let plain = |kind| plain_prefix(kind, OsStr::new("raw"));
+        assert_eq!(plain(Prefix::VerbatimDisk(b'c')), "C:");
+        assert_eq!(plain(Prefix::Disk(b'c')), "C:");
+        assert_eq!(plain(Prefix::Disk(b'D')), "D:");
+        let (server, share) = (OsStr::new("srv"), OsStr::new("code"));
+        assert_eq!(plain(Prefix::VerbatimUNC(server, share)), r"\\srv\code");
+        assert_eq!(plain(Prefix::UNC(server, share)), r"\\srv\code");
+        assert_eq!(plain(Prefix::DeviceNS(OsStr::new("COM1"))), "raw");
+    }
+
+    /// What `\\?\` paths become on Windows itself (Linux reads them as one relative name).
+    #[cfg(windows)]
+    #[test]
+    fn verbatim_paths_compare_equal_to_plain_ones() {
+        let verbatim = normalize(Path::new(r"\\?\c:\work\shop\api\src\main.rs"));
+        assert_eq!(verbatim, Path::new(r"C:\work\shop\api\src\main.rs"));
+        assert!(verbatim.starts_with(normalize(Path::new(r"c:\work\shop"))));
+    }
 
     #[test]
     fn normalize_is_lexical() {

@@ -237,6 +237,7 @@ fn manifest_path_from_another_directory_picks_that_package() {
 }
 
 #[test]
+#[cfg_attr(not(target_os = "linux"), ignore = "reads /proc, which only Linux has")]
 fn a_single_target_runs_in_its_own_group_on_our_own_output() {
     let ws = Workspace::new();
     let mut child = Command::new(env!("CARGO_BIN_EXE_cargo-hot"))

@@ -37,6 +37,7 @@ fn append(ws: &Workspace, relative: &str, text: &str) {
 }
 
 #[test]
+#[cfg_attr(not(target_os = "linux"), ignore = "reads /proc, which only Linux has")]
 fn a_bare_cargo_hot_runs_what_the_workspace_table_says() {
     let ws = Workspace::new();
     append(
@@ -84,6 +85,7 @@ env = { LAYER = "package" }
 }
 
 #[test]
+#[cfg_attr(not(target_os = "linux"), ignore = "reads /proc, which only Linux has")]
 fn flags_beat_the_config_file_which_beats_the_manifests() {
     let ws = Workspace::new();
     append(
@@ -156,6 +158,7 @@ fn bad_configuration_fails_at_start_naming_file_key_and_fix() {
 }
 
 #[test]
+#[cfg_attr(not(target_os = "linux"), ignore = "reads /proc, which only Linux has")]
 fn a_broken_config_saved_while_running_keeps_the_last_good_one() {
     let ws = Workspace::new();
     ws.write("hot.toml", "[targets.api]\nenv = { GREETING = \"one\" }\n");
@@ -455,6 +458,7 @@ fn cargo_hot_check_starts_with_a_round_for_every_member() {
 }
 
 #[test]
+#[cfg_attr(not(target_os = "linux"), ignore = "reads /proc, which only Linux has")]
 fn a_configured_listen_ready_and_overlap_hand_the_socket_over() {
     let ws = Workspace::new();
     append(

@@ -295,6 +295,10 @@ fn symlink_loops_deep_and_unreadable_trees_do_not_stop_watching() {
 }
 
 #[test]
+#[cfg_attr(
+    target_os = "macos",
+    ignore = "APFS refuses file names that are not UTF-8"
+)]
 fn a_non_utf8_file_name_is_reported_and_watching_goes_on() {
     let ws = Workspace::new();
     let mut hot = ws.hot(&["-p", "api"]);
@@ -322,6 +326,8 @@ fn set_mode(path: &Path, mode: u32) {
 
 /// Lowers (or restores) the largest file `pid` and the processes it starts later may write:
 /// past it a write fails (SIGXFSZ / EFBIG) just as it does on a full disk, for root too.
+/// Linux only: prlimit(2) on another process.
+#[cfg(target_os = "linux")]
 fn set_file_size_limit(pid: u32, bytes: u64) {
     let limit = libc::rlimit {
         rlim_cur: bytes,
@@ -339,6 +345,8 @@ fn set_file_size_limit(pid: u32, bytes: u64) {
     assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
 }
 
+/// Linux only: it lowers cargo-hot's file size limit with prlimit(2), which only Linux has.
+#[cfg(target_os = "linux")]
 #[test]
 fn a_full_disk_during_a_build_shows_the_error_and_the_old_server_keeps_serving() {
     let ws = Workspace::new();

@@ -295,6 +295,7 @@ fn environment(pid: u32) -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(not(target_os = "linux"), ignore = "reads /proc, which only Linux has")]
 fn listen_pid_is_the_childs_own_pid_and_only_socket_targets_get_fds() {
     let ws = Workspace::new();
     // As if cargo hot itself had been socket-activated: none of it may leak to a target.

@@ -291,6 +291,7 @@ fn dir_inodes(root: &std::path::Path, out: &mut Vec<(u64, std::path::PathBuf)>) 
 }
 
 #[test]
+#[cfg_attr(not(target_os = "linux"), ignore = "reads /proc, which only Linux has")]
 fn no_inotify_watch_is_held_inside_target_or_git() {
     let ws = Workspace::new();
     // A target dir with thousands of directories, as after a few real builds.
