@@ -350,8 +350,8 @@ pub fn start(
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
-    use std::os::unix::ffi::OsStrExt;
     use anyhow::bail;
+    use std::os::unix::ffi::OsStrExt;
 
     /// Runs `hook` and waits for it: what the engine did before hooks ran off its loop, kept to
     /// compare with the old behaviour.

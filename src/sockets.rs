@@ -339,6 +339,7 @@ mod tests {
 
     /// Another program's live datagram socket answers a stream connect with EPROTOTYPE: that is
     /// not "stale", and the socket must survive.
+    #[cfg(unix)]
     #[test]
     fn a_live_datagram_socket_is_never_replaced() {
         let dir = tempfile::tempdir().unwrap();

@@ -295,6 +295,7 @@ mod tests {
 
     /// `cargo hot > hot.log` in the workspace: every line written was a change that printed
     /// another line. The file (by device and inode, whatever name leads to it) is ours.
+    #[cfg(unix)]
     #[test]
     fn cargo_hots_own_output_files_are_never_changes() {
         use std::os::unix::fs::MetadataExt;
