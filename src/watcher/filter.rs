@@ -36,7 +36,8 @@ pub struct PathFilter {
     own_outputs: Vec<(u64, u64)>,
 }
 
-/// The regular files behind our stdout and stderr.
+/// The regular files behind our stdout and stderr (unix: device and inode; none elsewhere,
+/// where a log redirected into the workspace is not recognised).
 fn own_output_files() -> Vec<(u64, u64)> {
     #[cfg(unix)]
     {
@@ -147,7 +148,11 @@ impl PathFilter {
                     .is_ok_and(|m| self.own_outputs.contains(&(m.dev(), m.ino())))
         }
         #[cfg(not(unix))]
-        false
+        {
+            // Nothing recorded: see `own_output_files`.
+            let _ = (path, &self.own_outputs);
+            false
+        }
     }
 
     /// Whether `path` is excluded by any rule, its own or an ancestor's.
