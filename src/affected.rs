@@ -1,24 +1,31 @@
 //! `cargo hot affected`: which packages and binaries a set of changed paths touches, and why.
 //!
-//! A one-shot query over the same rules the watch loop uses, with no watching and no build,
-//! so CI can ask "which services does this diff touch?". It uses the dependency graph only,
-//! never what an earlier build left in the target directory, so the answer for a diff is the
-//! same on every machine.
+//! A one-shot query over the same rules the watch loop uses, with no watching, so CI can ask
+//! "which services does this diff touch?". When the target dir holds what earlier builds or
+//! checks recorded (dep-info, build-script output), the answer is as exact as `run`'s; per
+//! target, the report says which basis answered. `--graph-only` answers from the dependency
+//! graph alone, the same on every machine; `--check` runs `cargo check` first.
 
+use std::ffi::OsString;
 use std::io::{BufRead, Write};
 use std::path::{Component, Path, PathBuf};
+use std::process::{Command, Stdio};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use crate::cli::AffectedArgs;
 use crate::config::{self, CargoOptions, Env};
-use crate::workspace::{self, BuildKnowledge, Reason, RunKind, Selection};
+use crate::workspace::{
+    self, profile_dir, Basis, BuildKnowledge, PackageFiles, Reason, RunKind, Selection, TargetId,
+};
 
 #[derive(Debug, Serialize)]
 struct Report {
     packages: Vec<String>,
     targets: Vec<ReportTarget>,
+    /// Every selected target, affected or not, with the basis of its answer.
+    bases: Vec<ReportBasis>,
     #[serde(serialize_with = "crate::lossy::paths")]
     unaffected: Vec<PathBuf>,
     reload: bool,
@@ -31,6 +38,16 @@ struct ReportTarget {
     kind: RunKind,
     why: String,
     reason: Reason,
+    basis: Basis,
+}
+
+#[derive(Debug, Serialize)]
+struct ReportBasis {
+    target: String,
+    package: String,
+    kind: RunKind,
+    #[serde(flatten)]
+    basis: Basis,
 }
 
 pub fn run(args: &AffectedArgs, env: &Env, cwd: &Path) -> Result<i32> {
@@ -49,8 +66,32 @@ pub fn run(args: &AffectedArgs, env: &Env, cwd: &Path) -> Result<i32> {
         args.paths.clone()
     };
     let paths: Vec<PathBuf> = paths.iter().map(|p| absolute(cwd, p)).collect();
-    let affected = workspace.affected(&paths, &selected, &BuildKnowledge::default());
+
+    if args.check {
+        check(&cargo, &selected, cwd)?;
+    }
+    let (known, bases) = if args.graph_only {
+        let bases = selected
+            .iter()
+            .map(|t| (t.clone(), Basis::graph("--graph-only")))
+            .collect();
+        (BuildKnowledge::default(), bases)
+    } else {
+        let profile = profile_dir(cargo.release, cargo.profile.as_deref());
+        workspace.prior_knowledge(&selected, profile)
+    };
+    let mut files = PackageFiles::new();
+    let affected = workspace.affected_with_files(&paths, &selected, &known, &mut files);
+    for warning in files.warnings() {
+        eprintln!("warning: {warning}");
+    }
     let root = workspace.root();
+    let basis_of = |t: &TargetId| {
+        bases
+            .get(t)
+            .cloned()
+            .unwrap_or_else(|| Basis::graph("not considered"))
+    };
     let report = Report {
         packages: affected.packages.clone(),
         targets: affected
@@ -62,6 +103,16 @@ pub fn run(args: &AffectedArgs, env: &Env, cwd: &Path) -> Result<i32> {
                 kind: target.kind,
                 why: reason.to_string(),
                 reason: reason.clone(),
+                basis: basis_of(target),
+            })
+            .collect(),
+        bases: selected
+            .iter()
+            .map(|t| ReportBasis {
+                target: t.name.clone(),
+                package: t.package.clone(),
+                kind: t.kind,
+                basis: basis_of(t),
             })
             .collect(),
         unaffected: affected
@@ -85,6 +136,44 @@ pub fn run(args: &AffectedArgs, env: &Env, cwd: &Path) -> Result<i32> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
         other => other.context("failed to write to stdout").map(|()| 0),
     }
+}
+
+/// `cargo check` for exactly the selected targets, its diagnostics on our stderr and nothing
+/// on our stdout (that is the report's).
+fn check(cargo: &CargoOptions, selected: &[TargetId], cwd: &Path) -> Result<()> {
+    let mut args: Vec<OsString> = vec!["check".into(), "--quiet".into()];
+    args.extend(cargo.common_args());
+    for target in selected {
+        args.push("-p".into());
+        args.push(target.package.clone().into());
+        args.push(
+            match target.kind {
+                RunKind::Bin => "--bin",
+                RunKind::Example => "--example",
+            }
+            .into(),
+        );
+        args.push(target.name.clone().into());
+    }
+    let shown = format!(
+        "{} {}",
+        cargo.program.display(),
+        args.iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let status = Command::new(&cargo.program)
+        .args(&args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .with_context(|| format!("failed to run `{shown}` in {}", cwd.display()))?;
+    if !status.success() {
+        bail!("`{shown}` failed ({status}); fix the build, or answer without it: --graph-only");
+    }
+    Ok(())
 }
 
 fn write_text(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
@@ -114,6 +203,13 @@ fn write_text(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
         writeln!(
             out,
             "manifests changed: the workspace graph itself may differ"
+        )?;
+    }
+    for b in &report.bases {
+        writeln!(
+            out,
+            "basis of {}: {} ({})",
+            b.target, b.basis.basis, b.basis.why
         )?;
     }
     Ok(())

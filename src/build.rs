@@ -4,14 +4,13 @@
 //! The event loop owns the running cargo process (it is just another child, in its own
 //! process group, so a cancelled build takes its rustc processes with it). This module gives
 //! it the command to spawn, a [`Build`] that digests cargo's stdout one line at a time, and
-//! [`stage`], which copies a fresh executable out of cargo's output paths so cargo may
-//! rewrite them while the old process still runs.
+//! [`stage`], which gives a fresh executable a name of its own (without copying its bytes
+//! where the OS allows) so cargo may replace its output while the old process still runs,
+//! and tells a real change from a byte-identical rebuild.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::fs;
-use std::hash::Hasher;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -21,6 +20,8 @@ use cargo_metadata::{Message, TargetKind};
 use crate::config::CargoOptions;
 use crate::process::{Io, Spawn};
 use crate::workspace::{RunKind, TargetId, Workspace};
+
+pub mod stage;
 
 /// `cargo build` for exactly these targets, in one call so cargo shares work between them.
 pub fn command(opts: &CargoOptions, targets: &[TargetId], cwd: &Path) -> Spawn {
@@ -240,83 +241,57 @@ pub fn package_names(workspace: &Workspace) -> HashMap<String, String> {
         .collect()
 }
 
-/// An executable copied out of cargo's output paths, named by its content.
+/// An executable staged out of cargo's output paths (see [`stage::stage`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Staged {
     pub path: PathBuf,
-    pub digest: u64,
+    /// The number in the staged name (`NAME-ID`), from the output's identity.
+    pub id: u64,
+    /// The identity of cargo's output when it was staged (see [`stage::same_as_running`]).
+    pub source: stage::Identity,
 }
 
-/// Copies `executable` to `hot_dir/NAME-DIGEST` (`NAME-DIGEST.exe` on Windows, which runs
-/// nothing without its extension) unless that exact copy exists, and returns it. Running the copy lets cargo replace its own output while the old process runs (on
-/// Windows an executable in use cannot be overwritten), and the digest tells a real change
-/// from a rebuild that produced the same bytes.
-pub fn stage(executable: &Path, hot_dir: &Path, name: &str) -> Result<Staged> {
-    let digest = digest_file(executable)?;
-    fs::create_dir_all(hot_dir)
-        .with_context(|| format!("failed to create staging directory {}", hot_dir.display()))?;
-    let exe = std::env::consts::EXE_SUFFIX;
-    let path = hot_dir.join(format!("{name}-{digest:016x}{exe}"));
-    if !path.exists() {
-        // Copy to a temporary name then rename, so a crash never leaves a half-written file
-        // under the final name that a later run would trust.
-        let partial = hot_dir.join(format!(".{name}-{digest:016x}.partial"));
-        fs::copy(executable, &partial).with_context(|| {
-            format!(
-                "failed to copy {} to {}",
-                executable.display(),
-                partial.display()
-            )
-        })?;
-        fs::rename(&partial, &path)
-            .with_context(|| format!("failed to move staged executable to {}", path.display()))?;
+/// The staged copies of `name` in `hot_dir`: `NAME-`, 16 hex digits, and the executable
+/// suffix (`.exe` on Windows).
+fn staged_copies(hot_dir: &Path, name: &str) -> Result<Vec<PathBuf>> {
+    let entries = match fs::read_dir(hot_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("failed to read {}", hot_dir.display())),
+    };
+    let mut copies = Vec::new();
+    for entry in entries {
+        let entry = entry.with_context(|| format!("failed to read {}", hot_dir.display()))?;
+        let path = entry.path();
+        if copy_id(&path, name).is_some() {
+            copies.push(path);
+        }
     }
-    Ok(Staged { path, digest })
+    Ok(copies)
+}
+
+/// The ID in `hot_dir/NAME-ID` if `path` is a staged copy of `name`.
+fn copy_id(path: &Path, name: &str) -> Option<u64> {
+    let file_name = path.file_name()?.to_str()?;
+    let rest = file_name
+        .strip_prefix(name)?
+        .strip_prefix('-')?
+        .strip_suffix(std::env::consts::EXE_SUFFIX)?;
+    if rest.len() != 16 {
+        return None;
+    }
+    u64::from_str_radix(rest, 16).ok()
 }
 
 /// Deletes staged copies of `name` other than those in `keep` (the ones still running).
 pub fn remove_stale(hot_dir: &Path, name: &str, keep: &[&Path]) -> Result<()> {
-    let entries = match fs::read_dir(hot_dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e).with_context(|| format!("failed to read {}", hot_dir.display())),
-    };
-    let prefix = format!("{name}-");
-    for entry in entries {
-        let entry = entry.with_context(|| format!("failed to read {}", hot_dir.display()))?;
-        let file_name = entry.file_name();
-        let file_name = file_name.to_string_lossy();
-        let is_copy_of_name = file_name
-            .strip_prefix(&prefix)
-            .and_then(|rest| rest.strip_suffix(std::env::consts::EXE_SUFFIX))
-            .is_some_and(|rest| rest.len() == 16 && rest.chars().all(|c| c.is_ascii_hexdigit()));
-        let path = entry.path();
-        if is_copy_of_name && !keep.contains(&path.as_path()) {
+    for path in staged_copies(hot_dir, name)? {
+        if !keep.contains(&path.as_path()) {
             fs::remove_file(&path)
                 .with_context(|| format!("failed to remove stale copy {}", path.display()))?;
         }
     }
     Ok(())
-}
-
-fn digest_file(path: &Path) -> Result<u64> {
-    let mut file =
-        fs::File::open(path).with_context(|| format!("failed to open {}", path.display()))?;
-    // SipHash with fixed keys: stable across runs, fast enough for a few MB per build, and
-    // std-only. It only has to tell "same bytes" from "different bytes", not resist attack.
-    #[allow(deprecated)]
-    let mut hasher = std::hash::SipHasher::new_with_keys(0x6361_7267_6f2d, 0x0068_6f74);
-    let mut buffer = vec![0u8; 256 * 1024];
-    loop {
-        let n = file
-            .read(&mut buffer)
-            .with_context(|| format!("failed to read {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        hasher.write(&buffer[..n]);
-    }
-    Ok(hasher.finish())
 }
 
 #[cfg(test)]
@@ -418,21 +393,24 @@ mod tests {
         );
     }
 
+    fn stage_file(exe: &Path, hot: &Path, name: &str) -> Staged {
+        let artifact = Artifact {
+            executable: exe.to_path_buf(),
+            fresh: false,
+        };
+        stage::stage(&artifact, hot, name).unwrap().0
+    }
+
     #[test]
-    fn staging_is_content_addressed_and_idempotent() {
+    fn remove_stale_keeps_the_running_copies() {
         let dir = tempfile::tempdir().unwrap();
         let exe = dir.path().join("api");
         fs::write(&exe, b"version one").unwrap();
         let hot = dir.path().join("hot");
-        let first = stage(&exe, &hot, "api").unwrap();
-        let again = stage(&exe, &hot, "api").unwrap();
-        assert_eq!(first, again);
-        fs::write(&exe, b"version two").unwrap();
-        let second = stage(&exe, &hot, "api").unwrap();
-        assert_ne!(first.digest, second.digest);
-        assert_eq!(fs::read(&first.path).unwrap(), b"version one");
-        assert_eq!(fs::read(&second.path).unwrap(), b"version two");
-
+        let first = stage_file(&exe, &hot, "api");
+        fs::write(dir.path().join("new"), b"version two").unwrap();
+        fs::rename(dir.path().join("new"), &exe).unwrap();
+        let second = stage_file(&exe, &hot, "api");
         remove_stale(&hot, "api", &[second.path.as_path()]).unwrap();
         assert!(!first.path.exists());
         assert!(second.path.exists());
@@ -443,8 +421,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let exe = dir.path().join("bin");
         fs::write(&exe, b"x").unwrap();
-        let api = stage(&exe, dir.path(), "api").unwrap();
-        let api_v2 = stage(&exe, dir.path(), "api-v2").unwrap();
+        let api = stage_file(&exe, dir.path(), "api");
+        let api_v2 = stage_file(&exe, dir.path(), "api-v2");
         remove_stale(dir.path(), "api", &[]).unwrap();
         assert!(!api.path.exists());
         assert!(api_v2.path.exists(), "api-v2's copy is not api's");

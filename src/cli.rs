@@ -259,6 +259,16 @@ pub struct AffectedArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// Answer from the dependency graph alone, ignoring what earlier builds left in the
+    /// target dir: coarser, but the same on every machine.
+    #[arg(long, conflicts_with = "check")]
+    pub graph_only: bool,
+
+    /// Run `cargo check` on the selected targets first, so the answer has build knowledge
+    /// even without a warm target dir (CI).
+    #[arg(long)]
+    pub check: bool,
+
     /// Changed paths (relative to the current directory); read from stdin when none.
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,

@@ -109,6 +109,13 @@ pub enum Event {
         /// We asked it to stop; false means it exited (or crashed) on its own.
         expected: bool,
     },
+    /// A build script's `rerun-if-changed` path is watched on its own, because the
+    /// directory walk never sees it (`.git/HEAD`, a file in an ignored directory).
+    BuildScriptWatch {
+        package: String,
+        #[serde(serialize_with = "crate::lossy::path")]
+        path: PathBuf,
+    },
     Warning {
         message: String,
     },

@@ -6,6 +6,7 @@
 //! ```sh
 //! cargo run --release --example bench              # 5 runs, 10 s idle windows
 //! cargo run --release --example bench -- --runs 3 --idle 5
+//! cargo run --release --example bench -- --only stages --runs 7   # issue 13's tables alone
 //! ```
 //!
 //! It builds `cargo-hot` itself (`cargo build --release --bin cargo-hot`, a no-op when
@@ -14,14 +15,22 @@
 //!
 //! Files: `hot.rs` (starting cargo-hot and reading its `--json` events), `procfs.rs` (CPU,
 //! RSS, inotify watches of a pid), `trees.rs` (the generated trees), `items.rs` (one
-//! function per item of the issue).
+//! function per item of issue 6), `stages.rs` (issue 13: save → serving stage by stage on
+//! both fixtures and two binary sizes), `peers.rs` (bacon, watchexec, cargo-watch when
+//! installed), `saves.rs` (editors' saves with and without the quiet period).
 
 #[cfg(target_os = "linux")]
 mod hot;
 #[cfg(target_os = "linux")]
 mod items;
 #[cfg(target_os = "linux")]
+mod peers;
+#[cfg(target_os = "linux")]
 mod procfs;
+#[cfg(target_os = "linux")]
+mod saves;
+#[cfg(target_os = "linux")]
+mod stages;
 #[cfg(target_os = "linux")]
 mod trees;
 
@@ -41,6 +50,8 @@ use crate::hot::cargo;
 struct Options {
     runs: usize,
     idle_secs: u64,
+    /// Only issue 13's stage and peer tables.
+    only_stages: bool,
 }
 
 #[cfg(target_os = "linux")]
@@ -48,6 +59,7 @@ fn parse_options() -> Result<Options> {
     let mut options = Options {
         runs: 5,
         idle_secs: 10,
+        only_stages: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -62,9 +74,13 @@ fn parse_options() -> Result<Options> {
         match arg.as_str() {
             "--runs" => options.runs = number("--runs")?.max(1) as usize,
             "--idle" => options.idle_secs = number("--idle")?.max(1),
+            "--only" => match args.next().as_deref() {
+                Some("stages") => options.only_stages = true,
+                other => bail!("--only takes `stages`, not {other:?}"),
+            },
             "-h" | "--help" => {
                 println!(
-                    "usage: cargo run --release --example bench -- [--runs N (5)] [--idle SECS (10)]"
+                    "usage: cargo run --release --example bench -- [--runs N (5)] [--idle SECS (10)] [--only stages]"
                 );
                 std::process::exit(0);
             }
@@ -115,6 +131,29 @@ fn main() -> Result<()> {
         bail!("cargo build of the fixture copy failed ({status})");
     }
 
+    let stage_results = stage_tables(repo, &bin, &ws, temp.path(), options.runs)?;
+    eprintln!("bench: 13. the quiet period and editors' saves");
+    let save_rows = saves::save_styles(&bin, &ws, 4)?;
+    if options.only_stages {
+        println!();
+        println!(
+            "cargo-hot bench, issue 13: {} runs (medians), {} CPUs, load average {} before / {} after, {:.0} s in all",
+            options.runs,
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+            load_before,
+            load_average(),
+            started.elapsed().as_secs_f64()
+        );
+        println!();
+        let met = stages::print(&stage_results);
+        saves::print(&save_rows, 4);
+        if !met {
+            println!();
+            println!("missed goals: see the lines marked **not met**");
+        }
+        return Ok(());
+    }
+
     let mut rows = Vec::new();
     eprintln!("bench: 1. save → serving");
     rows.extend(items::save_to_serving(&bin, &ws, options.runs)?);
@@ -163,11 +202,53 @@ fn main() -> Result<()> {
         "CPU is the sum over cargo-hot's threads of /proc/PID/task/*/schedstat (ns); the reaper \
          is a separate process (its figures are its own rows); targets are not counted."
     );
+    println!();
+    let stage_goals = stages::print(&stage_results);
+    saves::print(&save_rows, 4);
     let missed: Vec<&Row> = rows.iter().filter(|r| r.met == Some(false)).collect();
     if !missed.is_empty() {
         println!("missed targets: {}", missed.len());
     }
+    if !stage_goals {
+        println!("missed issue-13 goals: see the lines marked **not met**");
+    }
     Ok(())
+}
+
+#[cfg(target_os = "linux")]
+/// Issue 13: the std-only fixture copy `ws` (built), then a copy of `fixtures/axum` built
+/// plain and with its `ballast` feature (about 5× the binary), peers on the plain axum.
+fn stage_tables(
+    repo: &Path,
+    bin: &Path,
+    ws: &Path,
+    temp: &Path,
+    runs: usize,
+) -> Result<Vec<stages::VariantResult>> {
+    let axum = temp.join("axum");
+    trees::copy_fixture(&repo.join("fixtures/axum"), &axum)?;
+    let ballast = ["--features", "api/ballast"];
+    let variants = [
+        ("std-only fixture", ws.to_path_buf(), &[][..], false),
+        ("axum", axum.clone(), &[][..], true),
+        ("axum + ballast", axum, &ballast[..], false),
+    ];
+    // Peers and the run without a quiet period: on the plain axum, the one the goals name.
+    let mut results = Vec::new();
+    for (label, dir, features, peers) in variants {
+        eprintln!("bench: 13. {label}: building the api");
+        let binary_bytes = stages::prepare(&dir, features)?;
+        let variant = stages::Variant {
+            label: label.into(),
+            dir,
+            features: features.to_vec(),
+            peers,
+            no_debounce: peers,
+            binary_bytes,
+        };
+        results.push(stages::run_variant(bin, &variant, runs)?);
+    }
+    Ok(results)
 }
 
 #[cfg(target_os = "linux")]

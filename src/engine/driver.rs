@@ -20,7 +20,7 @@ use anyhow::{Context, Result};
 use crossbeam_channel::{never, select, Receiver, Sender};
 
 use super::core::{Core, Workload};
-use super::protocol::{Action, HookRun, Input, StageRequest, StageResult};
+use super::protocol::{Action, HookRun, Input, StageRequest, StageResult, StageTarget, Staging};
 use super::settle;
 use crate::build;
 use crate::config::{TargetSettings, Verbosity};
@@ -318,6 +318,24 @@ impl Driver {
                     });
                 }
             }
+            Action::WatchExact(watches) => {
+                let paths = watches.iter().map(|w| w.path.clone()).collect();
+                match self.watcher.set_exact_paths(paths) {
+                    Ok(extra) => {
+                        for watch in watches.iter().filter(|w| extra.contains(&w.path)) {
+                            self.ui.emit(&Event::BuildScriptWatch {
+                                package: watch.package.clone(),
+                                path: watch.shown.clone(),
+                            });
+                        }
+                    }
+                    Err(error) => self.ui.emit(&Event::Warning {
+                        message: format!(
+                            "failed to watch the build scripts' rerun-if-changed paths: {error:#}"
+                        ),
+                    }),
+                }
+            }
             Action::StartNotifySocket => {
                 if self.notify.is_none() {
                     match ready::NotifySocket::start(self.ready_tx.clone()) {
@@ -549,12 +567,13 @@ impl Driver {
     }
 }
 
-/// Stages the executables of a good build and reads what the build taught.
+/// Stages the executables of a good build (those not already running) and reads what the
+/// build taught.
 fn stage(request: &StageRequest, hot_dir: &Path) -> StageResult {
     let mut result = StageResult::default();
-    for (target, executable) in &request.executables {
-        let staged = build::stage(executable, hot_dir, &target.name).map_err(|e| format!("{e:#}"));
-        result.staged.push((target.clone(), staged));
+    for one in &request.executables {
+        let staging = stage_one(one, hot_dir).map_err(|e| format!("{e:#}"));
+        result.staged.push((one.target.clone(), staging));
     }
     let mut knowledge = BuildKnowledge::default();
     for (package_id, dir, out_dir) in &request.build_scripts {
@@ -569,4 +588,18 @@ fn stage(request: &StageRequest, hot_dir: &Path) -> StageResult {
     }
     result.knowledge = knowledge;
     result
+}
+
+/// "Same as running?" first (cargo's fresh flag, the file's identity, its size, its first
+/// differing byte), then staging without copying bytes where the OS allows.
+fn stage_one(one: &StageTarget, hot_dir: &Path) -> Result<Staging> {
+    if let Some(running) = &one.running {
+        // A staged copy that cannot be read (deleted by hand, say) is no reason to keep
+        // the new build from running: it is staged instead.
+        if build::stage::same_as_running(&one.artifact, running).unwrap_or(false) {
+            return Ok(Staging::SameAsRunning);
+        }
+    }
+    let (staged, _method) = build::stage::stage(&one.artifact, hot_dir, &one.target.name)?;
+    Ok(Staging::New(staged))
 }

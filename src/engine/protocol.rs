@@ -9,14 +9,14 @@
 
 use std::path::PathBuf;
 
-use crate::build::Staged;
+use crate::build::{Artifact, Staged};
 use crate::config::{HotConfig, RunConfig, TargetSettings};
 use crate::event::Event;
 use crate::hooks::{Hook, Stage};
 use crate::process::{ExitInfo, ProcKey, Signal, Spawn, Stream};
 use crate::ui::Key;
 use crate::watcher::{ChangeKind, PathChange, WatchSpec};
-use crate::workspace::{BuildKnowledge, TargetId, Workspace};
+use crate::workspace::{BuildKnowledge, ScriptWatch, TargetId, Workspace};
 
 /// Something that happened.
 #[derive(Debug)]
@@ -73,7 +73,7 @@ pub enum Input {
 /// What staging a good build produced, and what the build taught about its inputs.
 #[derive(Debug, Default)]
 pub struct StageResult {
-    pub staged: Vec<(TargetId, Result<Staged, String>)>,
+    pub staged: Vec<(TargetId, Result<Staging, String>)>,
     pub knowledge: BuildKnowledge,
     /// Reading what the build taught failed (shown with `-v` only).
     pub warnings: Vec<String>,
@@ -144,6 +144,9 @@ pub enum Action {
     Reload,
     /// Watch this set instead.
     UpdateWatch(WatchSpec),
+    /// Watch exactly these build-script paths too, whatever the ignore rules say (replaces
+    /// the previous set); report the ones only this watch sees.
+    WatchExact(Vec<ScriptWatch>),
     /// A target needs the notify socket: start it if it is not running.
     StartNotifySocket,
     /// Flush the runner's stdout (a round's summary must follow its whole output).
@@ -156,11 +159,30 @@ pub enum Action {
 #[derive(Debug)]
 pub struct StageRequest {
     /// Each target built, with its executable and cargo's `fresh` flag.
-    pub executables: Vec<(TargetId, PathBuf)>,
+    pub executables: Vec<StageTarget>,
     /// Dep-info files to read, per target.
     pub dep_info: Vec<(TargetId, PathBuf)>,
     /// Build scripts that ran: package id, package dir, `OUT_DIR`.
     pub build_scripts: Vec<(String, PathBuf, PathBuf)>,
+}
+
+/// One executable to stage, unless it is the one its target already runs.
+#[derive(Debug)]
+pub struct StageTarget {
+    pub target: TargetId,
+    pub artifact: Artifact,
+    /// The newest executable staged for the target (running, or starting).
+    pub running: Option<Staged>,
+}
+
+/// The answer for one [`StageTarget`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Staging {
+    /// The build's executable is the one already staged for the target: cargo found it
+    /// fresh, or relinked it to the same bytes. Nothing was staged.
+    SameAsRunning,
+    /// A new executable, staged.
+    New(Staged),
 }
 
 /// The inputs of [`Action::RunHook`].

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::core::{Core, Ctx, Workload};
-use super::protocol::{Action, Input, Reloaded, ReloadedConfig, StageResult};
+use super::protocol::{Action, Input, Reloaded, ReloadedConfig, StageResult, Staging};
 use super::rounds::Rounds;
 use super::swap::Swap;
 use crate::build::Staged;
@@ -20,7 +20,7 @@ use crate::sockets::{ListenAddr, ListenSpec};
 use crate::ui::Key;
 use crate::watcher::{ChangeKind, PathChange};
 use crate::workspace::testutil::{bin_id, TestWs, WsBuilder};
-use crate::workspace::TargetId;
+use crate::workspace::{BuildKnowledge, ScriptWatch, TargetId};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -137,10 +137,12 @@ fn empty_layer() -> TargetLayer {
     }
 }
 
-fn staged(name: &str, digest: u64) -> Staged {
+/// A staged executable; `id` stands for its bytes in these tests.
+fn staged(name: &str, id: u64) -> Staged {
     Staged {
-        path: PathBuf::from(format!("/ws/target/hot/{name}-{digest:016x}")),
-        digest,
+        path: PathBuf::from(format!("/ws/target/hot/{name}-{id:016x}")),
+        id,
+        source: Default::default(),
     }
 }
 
@@ -266,9 +268,15 @@ impl Harness<Swap> {
             .clone()
     }
 
-    /// cargo builds every target of the running build; each gets executable `digest`
-    /// (`None`: cargo found it fresh). Returns what staging is asked for.
+    /// cargo builds every target of the running build; each gets an executable whose bytes
+    /// are `id`. The driver's part is played here: the same id as the running executable
+    /// the core named in its stage request is [`Staging::SameAsRunning`].
     fn build_succeeds(&mut self, built: &[(&str, u64)]) -> Vec<Action> {
+        self.build_teaches(built, BuildKnowledge::default())
+    }
+
+    /// [`Harness::build_succeeds`], with what reading the build's outputs taught.
+    fn build_teaches(&mut self, built: &[(&str, u64)], knowledge: BuildKnowledge) -> Vec<Action> {
         let mut actions = Vec::new();
         for (name, _) in built {
             let artifact = serde_json::json!({
@@ -287,11 +295,27 @@ impl Harness<Swap> {
         }
         actions.extend(self.cargo_says(r#"{"reason":"build-finished","success":true}"#.into()));
         actions.extend(self.cargo_exits(0));
+        let request = actions.iter().rev().find_map(|a| match a {
+            Action::Stage(request) => Some(request),
+            _ => None,
+        });
         let result = StageResult {
             staged: built
                 .iter()
-                .map(|(name, digest)| (bin_id(name, name), Ok(staged(name, *digest))))
+                .map(|(name, id)| {
+                    let target = bin_id(name, name);
+                    let running = request
+                        .and_then(|r| r.executables.iter().find(|e| e.target == target))
+                        .and_then(|e| e.running.as_ref());
+                    let staging = if running.map(|s| s.id) == Some(*id) {
+                        Staging::SameAsRunning
+                    } else {
+                        Staging::New(staged(name, *id))
+                    };
+                    (target, Ok(staging))
+                })
                 .collect(),
+            knowledge,
             ..StageResult::default()
         };
         actions.extend(self.feed(Input::Staged(Box::new(result))));
@@ -503,6 +527,34 @@ fn a_byte_identical_build_restarts_nothing() {
     assert_eq!(fresh, ["api"]);
     assert!(spawned(&actions).is_empty());
     assert!(signals(&actions).iter().all(|(_, s)| *s == Signal::KILL));
+}
+
+#[test]
+fn staging_is_asked_about_each_target_with_its_running_executable() {
+    // The driver answers "same as running?" from cargo's fresh flag and the staged file, so
+    // the request carries both.
+    let mut h = Harness::running();
+    h.change("api/src/main.rs");
+    let actions = h.build_succeeds(&[("api", 3)]);
+    let request = actions
+        .iter()
+        .find_map(|a| match a {
+            Action::Stage(request) => Some(request),
+            _ => None,
+        })
+        .expect("a stage request");
+    assert_eq!(request.executables.len(), 1);
+    let api = &request.executables[0];
+    assert_eq!(api.target, bin_id("api", "api"));
+    assert_eq!(
+        api.artifact.executable,
+        PathBuf::from("/ws/target/debug/api")
+    );
+    assert!(!api.artifact.fresh);
+    assert_eq!(api.running.as_ref().map(|s| s.id), Some(1));
+    let (ok, rebuilt, _) = finished(&actions).unwrap();
+    assert!(ok);
+    assert_eq!(rebuilt, ["api"], "id 3 is a new executable");
 }
 
 #[test]
@@ -1045,4 +1097,59 @@ fn a_failed_before_build_hook_leaves_its_targets_to_the_next_build() {
     let (id, _, _) = hook_run(&actions).unwrap();
     let actions = h.feed(Input::HookDone { id, result: Ok(()) });
     assert_eq!(build_started(&actions).unwrap(), ["api", "worker"]);
+}
+
+/// Knowledge of one run of `package`'s build script, which printed `output`.
+fn script_run(
+    h: &Harness<Swap>,
+    package: &str,
+    output: &str,
+) -> (tempfile::TempDir, BuildKnowledge) {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("build/x-0/out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    std::fs::write(dir.path().join("build/x-0/output"), output).unwrap();
+    let mut knowledge = BuildKnowledge::default();
+    knowledge
+        .record_build_script(&h.package_id(package), &h.ws.path(package), &out_dir)
+        .unwrap();
+    (dir, knowledge)
+}
+
+fn exact_watches(actions: &[Action]) -> Option<Vec<String>> {
+    actions.iter().find_map(|a| match a {
+        Action::WatchExact(watches) => Some(watches.iter().map(ScriptWatch::to_string).collect()),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_build_scripts_rerun_paths_are_watched_exactly_and_a_commit_rebuilds() {
+    let mut h = run_harness(Setup::default());
+    let (_dir, knowledge) = script_run(
+        &h,
+        "web",
+        "cargo:rerun-if-changed=build.rs\ncargo:rerun-if-changed=../.git/HEAD\n",
+    );
+    let actions = h.build_teaches(&[("api", 1), ("worker", 2)], knowledge);
+    assert_eq!(
+        exact_watches(&actions).unwrap(),
+        [
+            "build script of web watches .git/HEAD",
+            "build script of web watches web/build.rs"
+        ]
+    );
+    // The same paths again: nothing to change.
+    let actions = h.change("web/src/lib.rs");
+    assert!(build_started(&actions).is_some());
+    let (_dir, knowledge) = script_run(
+        &h,
+        "web",
+        "cargo:rerun-if-changed=build.rs\ncargo:rerun-if-changed=../.git/HEAD\n",
+    );
+    let actions = h.build_teaches(&[("api", 3)], knowledge);
+    assert_eq!(exact_watches(&actions), None);
+    // HEAD moves: the build script reruns, so its dependant is rebuilt.
+    let actions = h.change(".git/HEAD");
+    assert_eq!(build_started(&actions).unwrap(), ["api"]);
 }

@@ -55,7 +55,7 @@ fn on_exit(
 impl Processes for Recorder {
     fn spawn(&mut self, target: &TargetId, staged: &Staged, key: ProcKey) -> Result<()> {
         if !self.fail_spawn {
-            self.spawned.push((target.name.clone(), staged.digest));
+            self.spawned.push((target.name.clone(), staged.id));
         }
         self.pending.push(key);
         Ok(())
@@ -114,10 +114,11 @@ fn overlapping_serving() -> (Job, Recorder, Instant) {
     (job, procs, now)
 }
 
-fn staged(digest: u64) -> Staged {
+fn staged(id: u64) -> Staged {
     Staged {
-        path: PathBuf::from(format!("/t/hot/api-{digest:016x}")),
-        digest,
+        path: PathBuf::from(format!("/t/hot/api-{id:016x}")),
+        id,
+        source: Default::default(),
     }
 }
 
@@ -203,7 +204,7 @@ fn overlap_stops_the_old_only_once_the_new_is_ready() {
     );
     assert_eq!(job.serving().map(|r| r.pid), Some(100));
     assert_eq!(job.starting().map(|r| r.pid), Some(101));
-    assert_eq!(job.newest_staged().map(|s| s.digest), Some(2));
+    assert_eq!(job.newest_staged().map(|s| s.id), Some(2));
 
     assert!(job.on_ready(2, &mut procs, now));
     assert_eq!(procs.signals, [(100, Signal::TERM)]);
@@ -236,7 +237,7 @@ fn overlap_a_new_build_that_crashes_at_start_leaves_the_old_serving() {
     assert_eq!(job.serving().map(|r| r.pid), Some(100));
     assert_eq!(job.crashed, None, "the job still serves");
     assert_eq!(
-        job.newest_staged().map(|s| s.digest),
+        job.newest_staged().map(|s| s.id),
         Some(1),
         "the next build is compared with what serves, so it tries again"
     );
@@ -275,7 +276,7 @@ fn overlap_a_newer_build_supersedes_one_still_starting() {
     assert_eq!(procs.signals, [(101, Signal::TERM)], "only the unready one");
     assert_eq!(job.starting().map(|r| r.pid), Some(102));
     assert_eq!(job.serving().map(|r| r.pid), Some(100));
-    let kept: Vec<u64> = job.staged_in_use().map(|s| s.digest).collect();
+    let kept: Vec<u64> = job.staged_in_use().map(|s| s.id).collect();
     assert_eq!(kept, [1, 3, 2], "serving, starting, retiring");
 }
 

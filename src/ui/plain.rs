@@ -251,6 +251,11 @@ impl Lines {
                     )
                 }
             }
+            Event::BuildScriptWatch { package, path } => (
+                "Watching",
+                Tone::Dim,
+                format!("build script of {package} watches {}", path.display()),
+            ),
             Event::Warning { message } => ("warning:", Tone::Warn, message.clone()),
             Event::Error { message } => ("error:", Tone::Bad, message.clone()),
             Event::Quit { reason } => ("Done", Tone::Dim, reason.clone()),

@@ -120,7 +120,9 @@ impl State {
             return;
         }
         step.push(path.clone(), ChangeKind::Created);
-        if is_dir {
+        // An exact path that is an ignored directory is reported, never walked.
+        let walkable = !self.exact.contains(&path) || !self.filter.is_ignored(&path, true);
+        if is_dir && walkable {
             self.add_tree(&path, step);
         }
     }
@@ -173,6 +175,9 @@ impl State {
     /// Not ignored and not an editor's scratch file. `is_dir` unknown costs a
     /// `stat` only when a directory-only rule (`build/`) would decide.
     fn reportable(&self, path: &Path, is_dir: Option<bool>) -> bool {
+        if let Some(verdict) = self.exact_verdict(path) {
+            return verdict;
+        }
         match is_dir {
             Some(true) => !self.filter.is_ignored(path, true),
             Some(false) => !is_editor_temp(path) && !self.filter.is_ignored(path, false),

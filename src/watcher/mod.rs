@@ -13,13 +13,18 @@
 //! directory holding a `CACHEDIR.TAG` and the configured extra globs are pruned
 //! before being read, so a `target/` with 20,000 directories costs nothing.
 //!
+//! Exact paths (a build script's `rerun-if-changed=.git/HEAD`) are watched on
+//! top of that, whatever the ignore rules say, each through a non-recursive
+//! watch on its parent (`exact.rs`).
+//!
 //! Files: `filter.rs` (ignore rules), `walk.rs` (discovery), `backend.rs`
 //! (notify, polling fall-back), `worker.rs` (the watcher thread and its
-//! watches), `events.rs` (what an event means), `temp.rs` (editor scratch
-//! files).
+//! watches), `events.rs` (what an event means), `exact.rs` (exact-path
+//! watches), `temp.rs` (editor scratch files).
 
 mod backend;
 mod events;
+mod exact;
 mod filter;
 mod temp;
 mod walk;
@@ -158,6 +163,23 @@ impl Watcher {
         reply_rx
             .recv()
             .context("the file watcher thread has stopped")?
+    }
+
+    /// Watches exactly these paths (absolute) on top of the tree, even inside ignored
+    /// directories and `.git`: each is reported when it is created, written, replaced or
+    /// removed, and nothing else near it is. Replaces the previous set; returns once the
+    /// watches are in place, with the paths new to the set that the walk alone would never
+    /// report (ignored, in `.git`, or outside the roots). A path whose directory does not
+    /// exist yields a warning.
+    pub fn set_exact_paths(&self, paths: Vec<PathBuf>) -> Result<Vec<PathBuf>> {
+        let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
+        self.commands
+            .send(Command::SetExact(paths, reply_tx))
+            .ok()
+            .context("the file watcher thread has stopped")?;
+        reply_rx
+            .recv()
+            .context("the file watcher thread has stopped")
     }
 
     pub fn mode(&self) -> WatchMode {

@@ -34,6 +34,8 @@ pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 pub(super) enum Command {
     Update(WatchSpec, Sender<Result<()>>),
+    /// Replaces the exact-path watches (`exact.rs`).
+    SetExact(Vec<PathBuf>, Sender<Vec<PathBuf>>),
     Stop,
 }
 
@@ -50,6 +52,10 @@ pub(super) struct State {
     warned: HashSet<String>,
     fell_back: bool,
     test_budget: Option<usize>,
+    /// Paths reported whatever the ignore rules say (`exact.rs`).
+    pub(super) exact: BTreeSet<PathBuf>,
+    /// Parents watched for `exact`; some may also be in `dirs`.
+    pub(super) exact_dirs: BTreeSet<PathBuf>,
 }
 
 impl State {
@@ -97,6 +103,8 @@ impl State {
             warned: HashSet::new(),
             fell_back,
             test_budget,
+            exact: BTreeSet::new(),
+            exact_dirs: BTreeSet::new(),
         };
         state.sync_all();
         Ok(state)
@@ -136,7 +144,9 @@ impl State {
         }
         let have = self.dirs().clone();
         for stale in have.difference(&wanted) {
-            self.backend.unwatch(stale);
+            if !self.keeps_for_exact(stale) {
+                self.backend.unwatch(stale);
+            }
             self.dirs().remove(stale);
         }
     }
@@ -211,6 +221,7 @@ impl State {
         for dir in dirs {
             self.watch_dir(&dir);
         }
+        self.rewatch_exact();
     }
 
     /// Drops the watches on `dir` and everything below it.
@@ -230,7 +241,9 @@ impl State {
             below
         };
         for d in below {
-            self.backend.unwatch(&d);
+            if !self.keeps_for_exact(&d) {
+                self.backend.unwatch(&d);
+            }
         }
     }
 
@@ -313,6 +326,10 @@ pub(super) fn run(
                 Ok(Command::Update(spec, reply)) => {
                     let result = state.update(spec);
                     let _ = reply.send(result);
+                }
+                Ok(Command::SetExact(paths, reply)) => {
+                    let extra = state.set_exact(paths);
+                    let _ = reply.send(extra);
                 }
                 Ok(Command::Stop) | Err(_) => return,
             },

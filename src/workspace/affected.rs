@@ -3,9 +3,13 @@
 //!
 //! Without build knowledge the rules are structural: a file dirties its package, and through
 //! normal and build dependency edges every package that depends on it; a bin's own file dirties
-//! only that bin. With a target's dep-info, only files rustc actually read count, plus the
-//! nets build scripts cast (their `rerun-if-changed` paths, or their whole package when they
-//! print none). Manifests, the lock file and the toolchain are handled before either.
+//! only that bin. A package with a build script whose output is unknown may be dirtied by any
+//! file of its package file list (`tests/` and `benches/` included), since a script that
+//! prints no `rerun-if-changed` reruns for all of them. With a target's dep-info, only files
+//! rustc actually read count, plus the nets build scripts cast (their `rerun-if-changed`
+//! paths, or their package file list when they print none). Manifests, the lock file and the
+//! toolchain are handled before either. Files of a nested package that is no workspace
+//! package (a cargo-fuzz directory) are not the outer package's.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
@@ -13,7 +17,10 @@ use std::path::{Path, PathBuf};
 
 use super::depinfo::ScriptNet;
 use super::graph::Closure;
-use super::{in_git_dir, BuildKnowledge, Package, RunKind, TargetId, TargetKind, Workspace};
+use super::package_files::{admitted_by_manifest, nested_package};
+use super::{
+    in_git_dir, BuildKnowledge, Package, PackageFiles, RunKind, TargetId, TargetKind, Workspace,
+};
 
 /// The outcome of a set of changes.
 #[derive(Debug, Default, Clone)]
@@ -63,6 +70,13 @@ pub enum Reason {
         #[serde(serialize_with = "crate::lossy::path")]
         path: PathBuf,
     },
+    /// Nothing is known of the output of this build script in the target's closure, and the
+    /// path is in its package file list: if it prints no `rerun-if-changed`, it reruns.
+    UnknownBuildScript {
+        package: String,
+        #[serde(serialize_with = "crate::lossy::path")]
+        path: PathBuf,
+    },
     /// `Cargo.lock`, the root manifest, root cargo config or the toolchain: every target.
     Global {
         #[serde(serialize_with = "crate::lossy::path")]
@@ -79,6 +93,11 @@ impl fmt::Display for Reason {
             Reason::BuildScript { package, path } => {
                 write!(f, "build script of {package} watches {}", path.display())
             }
+            Reason::UnknownBuildScript { package, path } => write!(
+                f,
+                "build script of {package} may rerun for {} (its output is unknown)",
+                path.display()
+            ),
             Reason::Global { path } => write!(f, "{} affects every target", path.display()),
         }
     }
@@ -93,7 +112,7 @@ impl Reason {
             Reason::Global { .. } => (0, 0),
             Reason::OwnFile { .. } => (1, 0),
             Reason::Chain { packages } => (2, packages.len()),
-            Reason::BuildScript { .. } => (3, 0),
+            Reason::BuildScript { .. } | Reason::UnknownBuildScript { .. } => (3, 0),
             Reason::ReadsFile { .. } => (4, 0),
         }
     }
@@ -131,6 +150,11 @@ struct Change {
     path: PathBuf,
     owner: Option<usize>,
     kind: Kind,
+    /// In the owner's package file list; only asked when the owner has a build script.
+    in_list: bool,
+    /// Packages whose sources name this path in `include_str!` and the like (only known
+    /// with the package files): what a graph-only answer has for files outside packages.
+    read_by: Vec<usize>,
 }
 
 /// A selected target resolved against the workspace, with its dependency closure.
@@ -143,12 +167,37 @@ struct Selected<'a> {
 
 impl Workspace {
     /// Which of the `selected` targets the `changes` affect, and why. `known` holds what past
-    /// builds taught; targets without dep-info fall back to the structural rules.
+    /// builds taught; targets without dep-info fall back to the structural rules. A quiet
+    /// build script's net is taken to be its package directory minus nested packages and
+    /// what the manifest's `include`/`exclude` leave out, with no I/O beyond that of
+    /// [`Workspace::affected`]'s existence checks; [`Workspace::affected_with_files`] asks
+    /// git for cargo's exact package file list.
     pub fn affected(
         &self,
         changes: &[PathBuf],
         selected: &[TargetId],
         known: &BuildKnowledge,
+    ) -> Affected {
+        self.affected_in(changes, selected, known, None)
+    }
+
+    /// [`Workspace::affected`] with build scripts' nets read from the package file lists.
+    pub fn affected_with_files(
+        &self,
+        changes: &[PathBuf],
+        selected: &[TargetId],
+        known: &BuildKnowledge,
+        files: &mut PackageFiles,
+    ) -> Affected {
+        self.affected_in(changes, selected, known, Some(files))
+    }
+
+    fn affected_in(
+        &self,
+        changes: &[PathBuf],
+        selected: &[TargetId],
+        known: &BuildKnowledge,
+        mut files: Option<&mut PackageFiles>,
     ) -> Affected {
         let selected: Vec<Selected> = selected
             .iter()
@@ -164,6 +213,7 @@ impl Workspace {
             })
             .collect();
 
+        let graph_basis = selected.iter().any(|t| known.dep_info(t.id).is_none());
         let mut out = Affected::default();
         let mut packages = BTreeSet::new();
         let mut seen = HashSet::new();
@@ -172,8 +222,13 @@ impl Workspace {
             if !seen.insert(path.clone()) {
                 continue;
             }
-            let (change, reload) = self.classify(path);
+            let (mut change, reload) = self.classify(path);
             out.reload |= reload;
+            change.in_list = self.in_package_list(&change, files.as_deref_mut());
+            // Only a graph-basis target needs the scan of literal includes.
+            if let Some(files) = files.as_deref_mut().filter(|_| graph_basis) {
+                change.read_by = self.literal_readers(&change, files);
+            }
             if let (Some(p), false) = (
                 change.owner,
                 matches!(change.kind, Kind::Ignored | Kind::Git),
@@ -265,7 +320,12 @@ impl Workspace {
 
     /// Sorts a path into its [`Kind`], and says whether metadata must be reloaded for it.
     fn classify(&self, path: PathBuf) -> (Change, bool) {
-        let owner = self.owner_index(&path);
+        let owner = self.owner_index(&path).filter(|&p| {
+            let dir = &self.packages[p].dir;
+            !path
+                .strip_prefix(dir)
+                .is_ok_and(|rel| nested_package(dir, rel))
+        });
         let (kind, reload) = if path.starts_with(&self.target_dir) {
             (Kind::Ignored, false)
         } else if self.is_global_file(&path) {
@@ -295,7 +355,48 @@ impl Workspace {
         } else {
             (Kind::Plain, false)
         };
-        (Change { path, owner, kind }, reload)
+        let change = Change {
+            path,
+            owner,
+            kind,
+            in_list: false,
+            read_by: Vec::new(),
+        };
+        (change, reload)
+    }
+
+    /// The packages whose sources name the changed path literally. A changed `.rs` file may
+    /// name new paths: its package is scanned again next time.
+    fn literal_readers(&self, c: &Change, files: &mut PackageFiles) -> Vec<usize> {
+        if matches!(c.kind, Kind::Ignored | Kind::Global | Kind::Git) {
+            return Vec::new();
+        }
+        if let (Some(p), Some("rs")) = (c.owner, c.path.extension().and_then(|e| e.to_str())) {
+            files.source_changed(&self.packages[p]);
+        }
+        (0..self.packages.len())
+            .filter(|&p| {
+                files
+                    .literal_reads(&self.packages[p], &self.target_dir)
+                    .binary_search(&c.path)
+                    .is_ok()
+            })
+            .collect()
+    }
+
+    /// Whether a change is in its owner's package file list, asked only when the owner has a
+    /// build script. Without `files`, the package directory stands in for the list.
+    fn in_package_list(&self, c: &Change, files: Option<&mut PackageFiles>) -> bool {
+        let Some(pkg) = c.owner.map(|p| &self.packages[p]) else {
+            return false;
+        };
+        if pkg.build_script.is_none() || matches!(c.kind, Kind::Ignored | Kind::Git) {
+            return false;
+        }
+        match files {
+            Some(files) => files.contains(pkg, &self.target_dir, &c.path),
+            None => admitted_by_manifest(pkg, &c.path),
+        }
     }
 
     /// The most direct reason the change affects the target, if any.
@@ -331,26 +432,38 @@ impl Workspace {
             None if c.kind == Kind::Plain => c.owner.and_then(|p| self.chain(t, p)),
             None => None,
         };
+        // Graph only: a file outside the package that its sources name in `include_str!`.
+        if dep_info.is_none() && best.is_none() {
+            let mut locals = self.graph.local_packages(&t.closure);
+            if locals.any(|q| c.read_by.contains(&q)) {
+                best = Some(reads());
+            }
+        }
         for q in self.graph.local_packages(&t.closure) {
             let pkg = &self.packages[q];
-            if pkg.build_script.is_none() {
+            if pkg.build_script.is_none() && known.script_net(&pkg.id).is_none() {
                 continue;
             }
             let by_script = || Reason::BuildScript {
                 package: pkg.name.clone(),
                 path: self.display_path(&c.path),
             };
+            let in_list = c.owner == Some(q) && c.in_list;
+            // The script's own source recompiles and reruns it, whatever it watches.
+            let own_source = pkg.build_script.as_deref() == Some(c.path.as_path());
             let reason = match known.script_net(&pkg.id) {
-                Some(ScriptNet::WholePackage) => {
-                    (c.owner == Some(q) && c.kind != Kind::Git).then(by_script)
-                }
+                _ if own_source => self.chain(t, q),
+                Some(ScriptNet::WholePackage) => in_list.then(by_script),
                 Some(ScriptNet::Paths(watched)) => watched
                     .iter()
                     .any(|w| c.path.starts_with(w))
                     .then(by_script),
-                // Nothing recorded: the script may watch anything in its package, so fall
-                // back to the structural rule for that package.
-                None if c.owner == Some(q) && c.kind == Kind::Plain => self.chain(t, q),
+                // Nothing recorded: the script may print no `rerun-if-changed` and rerun for
+                // any file of its package, tests and benches included.
+                None if in_list => Some(Reason::UnknownBuildScript {
+                    package: pkg.name.clone(),
+                    path: self.display_path(&c.path),
+                }),
                 None => None,
             };
             if let Some(reason) = reason {

@@ -47,16 +47,62 @@ impl BuildKnowledge {
         target: &TargetId,
         dep_info_file: &Path,
     ) -> anyhow::Result<()> {
-        let text = std::fs::read_to_string(dep_info_file).with_context(|| {
-            format!(
-                "failed to read the dep-info of `{}` at {}",
-                target.qualified(),
-                dep_info_file.display()
-            )
-        })?;
-        let files = parse_dep_info(&text).iter().map(|p| normalize(p)).collect();
+        let files = read_dep_info(dep_info_file)
+            .with_context(|| format!("failed to read the dep-info of `{}`", target.qualified()))?;
         self.dep_info.insert(target.clone(), files);
         Ok(())
+    }
+
+    /// Adds files to what a target is known to be built from: the union of the unit dep-info
+    /// files (`deps/NAME-HASH.d`) of its crate and of every local library it links.
+    pub(super) fn add_dep_info(&mut self, target: &TargetId, files: HashSet<PathBuf>) {
+        self.dep_info
+            .entry(target.clone())
+            .or_default()
+            .extend(files);
+    }
+
+    /// Widens what is known of a build script with one more recorded run: a quiet run makes
+    /// the net the whole package, otherwise the watched paths add up.
+    pub(super) fn add_build_script_run(
+        &mut self,
+        package_id: &str,
+        package_dir: &Path,
+        out_dir: &Path,
+    ) -> anyhow::Result<()> {
+        let net = read_script_net(package_id, package_dir, out_dir)?;
+        let merged = match (self.build_scripts.remove(package_id), net) {
+            (None, net) => net,
+            (Some(ScriptNet::WholePackage), _) | (_, ScriptNet::WholePackage) => {
+                ScriptNet::WholePackage
+            }
+            (Some(ScriptNet::Paths(mut old)), ScriptNet::Paths(new)) => {
+                old.extend(new);
+                old.sort();
+                old.dedup();
+                ScriptNet::Paths(old)
+            }
+        };
+        self.build_scripts.insert(package_id.to_string(), merged);
+        Ok(())
+    }
+
+    /// Every path a build script asked to be rerun for, by package id: what a watcher must
+    /// watch even where its ignore rules never look (`.git/HEAD`).
+    pub fn rerun_paths(&self) -> Vec<(&str, &Path)> {
+        let mut out: Vec<(&str, &Path)> = self
+            .build_scripts
+            .iter()
+            .filter_map(|(id, net)| match net {
+                ScriptNet::Paths(paths) => {
+                    Some(paths.iter().map(move |p| (id.as_str(), p.as_path())))
+                }
+                ScriptNet::WholePackage => None,
+            })
+            .flatten()
+            .collect();
+        out.sort();
+        out
     }
 
     /// Records (replacing what was known) a build script's run. `out_dir` comes from cargo's
@@ -68,27 +114,7 @@ impl BuildKnowledge {
         package_dir: &Path,
         out_dir: &Path,
     ) -> anyhow::Result<()> {
-        let output_file = out_dir
-            .parent()
-            .with_context(|| format!("build script OUT_DIR {} has no parent", out_dir.display()))?
-            .join("output");
-        let text = std::fs::read_to_string(&output_file).with_context(|| {
-            format!(
-                "failed to read the build script output of `{package_id}` at {}",
-                output_file.display()
-            )
-        })?;
-        let (paths, env_only) = parse_build_output(&text);
-        let net = if paths.is_empty() && !env_only {
-            ScriptNet::WholePackage
-        } else {
-            ScriptNet::Paths(
-                paths
-                    .iter()
-                    .map(|p| normalize(&package_dir.join(p)))
-                    .collect(),
-            )
-        };
+        let net = read_script_net(package_id, package_dir, out_dir)?;
         self.build_scripts.insert(package_id.to_string(), net);
         Ok(())
     }
@@ -114,6 +140,86 @@ impl BuildKnowledge {
     pub(super) fn set_script_net(&mut self, package_id: &str, net: ScriptNet) {
         self.build_scripts.insert(package_id.to_string(), net);
     }
+}
+
+/// A path a build script asked to be rerun for: `run` watches it exactly, even where its
+/// ignore rules never look.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ScriptWatch {
+    /// The package whose build script printed it.
+    pub package: String,
+    /// Absolute, normalised.
+    pub path: PathBuf,
+    /// Relative to the workspace root when under it, for messages.
+    pub shown: PathBuf,
+}
+
+impl std::fmt::Display for ScriptWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "build script of {} watches {}",
+            self.package,
+            self.shown.display()
+        )
+    }
+}
+
+impl super::Workspace {
+    /// Every `rerun-if-changed` path of the local build scripts `known` has a run of, sorted.
+    pub fn script_watches(&self, known: &BuildKnowledge) -> Vec<ScriptWatch> {
+        let mut out: Vec<ScriptWatch> = known
+            .rerun_paths()
+            .into_iter()
+            .filter_map(|(id, path)| {
+                let package = self.packages.iter().find(|p| p.id == id)?;
+                Some(ScriptWatch {
+                    package: package.name.clone(),
+                    path: path.to_path_buf(),
+                    shown: self.display_path(path),
+                })
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+/// The files a dep-info file lists, lexically normalised.
+pub(super) fn read_dep_info(file: &Path) -> anyhow::Result<HashSet<PathBuf>> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("failed to read dep-info file {}", file.display()))?;
+    Ok(parse_dep_info(&text).iter().map(|p| normalize(p)).collect())
+}
+
+/// A build script's net from the `output` file beside its `OUT_DIR`.
+fn read_script_net(
+    package_id: &str,
+    package_dir: &Path,
+    out_dir: &Path,
+) -> anyhow::Result<ScriptNet> {
+    let output_file = out_dir
+        .parent()
+        .with_context(|| format!("build script OUT_DIR {} has no parent", out_dir.display()))?
+        .join("output");
+    let text = std::fs::read_to_string(&output_file).with_context(|| {
+        format!(
+            "failed to read the build script output of `{package_id}` at {}",
+            output_file.display()
+        )
+    })?;
+    let (paths, env_only) = parse_build_output(&text);
+    Ok(if paths.is_empty() && !env_only {
+        ScriptNet::WholePackage
+    } else {
+        ScriptNet::Paths(
+            paths
+                .iter()
+                .map(|p| normalize(&package_dir.join(p)))
+                .collect(),
+        )
+    })
 }
 
 /// The dependencies of the first rule of a Makefile-syntax dep-info file, as cargo and rustc

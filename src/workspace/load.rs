@@ -69,7 +69,15 @@ pub fn load(req: &MetadataRequest) -> anyhow::Result<Workspace> {
     }
     let metadata: Metadata = serde_json::from_slice(&output.stdout)
         .with_context(|| format!("failed to parse the output of `{command}`"))?;
-    Ok(Workspace::from_metadata(metadata, req.target_dir.clone()))
+    let mut workspace = Workspace::from_metadata(metadata, req.target_dir.clone());
+    for pkg in &mut workspace.packages {
+        // Unreadable patterns leave the directory standing in for the list: nothing missed.
+        if let Ok((include, exclude, _)) = super::package_files::manifest_patterns(pkg) {
+            pkg.include = include;
+            pkg.exclude = exclude;
+        }
+    }
+    Ok(workspace)
 }
 
 fn metadata_args(req: &MetadataRequest) -> Vec<String> {
@@ -249,6 +257,8 @@ fn convert_package(p: &cargo_metadata::Package, is_member: bool) -> Package {
         build_script,
         default_run: p.default_run.clone(),
         hot: p.metadata.get("hot").cloned(),
+        include: Vec::new(),
+        exclude: Vec::new(),
     }
 }
 

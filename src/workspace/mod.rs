@@ -8,7 +8,10 @@
 //! - loading it from `cargo metadata` (`load.rs`) and the dependency graph (`graph.rs`);
 //! - target selection as `cargo run`/`cargo build` do it (`select.rs`);
 //! - which selected targets a set of changed paths affects, and why (`affected.rs`);
-//! - what past builds taught us: dep-info and build-script output (`depinfo.rs`).
+//! - what past builds taught us: dep-info and build-script output (`depinfo.rs`);
+//! - the package file list, cargo's way, a quiet build script's net (`package_files.rs`),
+//!   and the files sources name in `include_str!` and the like (`includes.rs`);
+//! - reading that knowledge back from the target dir without building (`prior.rs`).
 //!
 //! Everything here is pure logic over paths, except running `cargo metadata`, reading the
 //! dep-info and build-script output files a caller points at, and one existence check that
@@ -17,7 +20,10 @@
 mod affected;
 mod depinfo;
 mod graph;
+mod includes;
 mod load;
+mod package_files;
+mod prior;
 mod select;
 #[cfg(test)]
 pub(crate) mod testutil;
@@ -27,8 +33,10 @@ use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
 pub use affected::{Affected, PackageChanges, Reason};
-pub use depinfo::{parse_dep_info, parse_rerun_if_changed, BuildKnowledge};
+pub use depinfo::{parse_dep_info, parse_rerun_if_changed, BuildKnowledge, ScriptWatch};
 pub use load::{load, MetadataError, MetadataRequest};
+pub use package_files::PackageFiles;
+pub use prior::{profile_dir, Basis, BasisKind};
 pub(crate) use select::closest;
 pub use select::Selection;
 
@@ -81,6 +89,10 @@ pub struct Package {
     pub default_run: Option<String>,
     /// `[package.metadata.hot]`, raw: [`crate::config`] parses it.
     pub hot: Option<serde_json::Value>,
+    /// The manifest's `package.include` and `package.exclude` (read by [`load`]; empty when
+    /// unreadable): what narrows the package file list without asking git.
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
 }
 
 /// One target of a package, as metadata lists it (paths absolute and lexically normalised).

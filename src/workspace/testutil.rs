@@ -88,6 +88,8 @@ impl WsBuilder {
             build_script: None,
             default_run: None,
             hot: None,
+            include: Vec::new(),
+            exclude: Vec::new(),
         });
         self
     }
@@ -139,6 +141,12 @@ impl WsBuilder {
             "build.rs",
             &[],
         )
+    }
+
+    /// The package's `exclude` patterns, as [`super::load`] reads them from the manifest.
+    pub(crate) fn exclude(mut self, patterns: &[&str]) -> WsBuilder {
+        self.current().exclude = patterns.iter().map(|p| p.to_string()).collect();
+        self
     }
 
     pub(crate) fn default_run(mut self, name: &str) -> WsBuilder {
@@ -328,6 +336,24 @@ impl RealWs {
 
     pub(crate) fn path(&self, rel: &str) -> PathBuf {
         normalize(&self.root.join(rel))
+    }
+
+    /// Runs `cargo ARGS --offline --quiet` in it, with `ws/target` as the target dir; panics
+    /// with cargo's stderr if it fails.
+    pub(super) fn cargo(&self, args: &[&str]) {
+        let out = std::process::Command::new(cargo())
+            .args(args)
+            .args(["--offline", "--quiet", "--target-dir", "target"])
+            .current_dir(&self.root)
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("CARGO_BUILD_TARGET_DIR")
+            .output()
+            .expect("run cargo");
+        assert!(
+            out.status.success(),
+            "cargo {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Loads it through `cargo metadata --offline`, with `ws/target` as the target dir.

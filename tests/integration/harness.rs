@@ -59,6 +59,31 @@ fn template() -> &'static Path {
     })
 }
 
+/// `fixtures/buildscripts`, built once per test run like the main template.
+fn buildscripts_template() -> &'static Path {
+    static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/buildscripts");
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fixture-template-buildscripts");
+        for entry in fs::read_dir(&source).expect("read fixtures/buildscripts") {
+            let entry = entry.unwrap();
+            if entry.file_name() != "target" {
+                let dest = dir.join(entry.file_name());
+                let _ = fs::remove_dir_all(&dest);
+                let _ = fs::remove_file(&dest);
+            }
+        }
+        copy_tree(&source, &dir, &["target"]);
+        let status = cargo()
+            .args(["build", "--workspace", "--quiet"])
+            .current_dir(&dir)
+            .status()
+            .expect("run cargo build on the buildscripts template");
+        assert!(status.success(), "fixtures/buildscripts must build");
+        dir
+    })
+}
+
 pub fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.env_remove("CARGO_TARGET_DIR")
@@ -118,8 +143,78 @@ impl Workspace {
         Workspace { dir }
     }
 
+    /// A private copy of the built `fixtures/buildscripts` workspace: a quiet build script,
+    /// a version-stamping one, an `exclude`d directory and a nested cargo-fuzz package.
+    pub fn buildscripts() -> Workspace {
+        let dir = tempfile::Builder::new()
+            .prefix("cargo-hot-test-bs-")
+            .tempdir()
+            .unwrap();
+        copy_tree(buildscripts_template(), dir.path(), &[]);
+        let _ = fs::remove_dir_all(dir.path().join("target/hot"));
+        Workspace { dir }
+    }
+
     pub fn root(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Runs `git ARGS` in the root (a fixed identity, no global config), asserting success.
+    pub fn git(&self, args: &[&str]) {
+        let out = Command::new("git")
+            .args([
+                "-c",
+                "user.name=cargo-hot",
+                "-c",
+                "user.email=hot@example.com",
+            ])
+            .args([
+                "-c",
+                "init.defaultBranch=main",
+                "-c",
+                "commit.gpgsign=false",
+            ])
+            .args(args)
+            .current_dir(self.root())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("HOME", self.root())
+            .output()
+            .expect("run git");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `cargo build -v --message-format=json` in the root: the names of the bins cargo did
+    /// not find fresh, cargo's own answer to "what does this change rebuild?".
+    pub fn cargo_dirty_bins(&self) -> Vec<String> {
+        let out = cargo()
+            .args([
+                "build",
+                "--workspace",
+                "--bins",
+                "--message-format=json",
+                "--quiet",
+            ])
+            .current_dir(self.root())
+            .output()
+            .expect("run cargo build");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut dirty: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|m| m["reason"] == "compiler-artifact" && m["fresh"] == false)
+            .filter(|m| m["target"]["kind"][0] == "bin")
+            .map(|m| m["target"]["name"].as_str().unwrap().to_string())
+            .collect();
+        dirty.sort();
+        dirty
     }
 
     pub fn path(&self, relative: &str) -> PathBuf {

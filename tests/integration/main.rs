@@ -14,5 +14,6 @@ mod handoff;
 mod harness;
 mod lifecycle;
 mod snapshots;
+mod staging;
 mod tui;
 mod watching;

@@ -358,3 +358,54 @@ fn git_info_exclude_and_global_excludes_are_honoured() {
         hot.history()
     );
 }
+
+/// A version-stamping build script watches `.git/HEAD` and the branch ref; `run` never walks
+/// `.git`, so it must watch those paths on their own, or a commit leaves the binary stale.
+#[test]
+fn a_git_commit_restarts_a_version_stamped_binary() {
+    let ws = Workspace::buildscripts();
+    ws.git(&["init", "-q", "."]);
+    ws.git(&["add", "-A"]);
+    ws.git(&["commit", "-q", "-m", "first"]);
+    // Built before the repository existed, the stamp watched only build.rs: rerun it.
+    ws.write("stamp/build.rs", &ws.read("stamp/build.rs"));
+    let mut hot = ws.hot(&["--bin", "stamp"]);
+    let first = hot.output("stamp", "stamp 0.1.0 (");
+    assert!(!first.contains("unknown"), "{first}");
+    hot.wait_event("build-script-watch", EVENT_TIMEOUT, |e| {
+        e["package"] == "stamp" && e["path"] == ".git/refs/heads/main"
+    });
+    let old = hot.started("stamp");
+
+    ws.git(&["commit", "-q", "--allow-empty", "-m", "second"]);
+    let affected = hot.wait_event("affected", EVENT_TIMEOUT, |_| true);
+    assert_eq!(
+        whys(&affected),
+        ["stamp: build script of stamp watches .git/refs/heads/main"]
+    );
+    let new = hot.started("stamp");
+    assert_ne!(old, new);
+    let second = hot.output("stamp", "stamp 0.1.0 (");
+    assert_ne!(first, second, "the new process carries the new commit");
+}
+
+/// A quiet build script (no rerun-if-changed) reruns for any file of its package list: a
+/// `tests/` file restarts the binary, a file the manifest excludes does not.
+#[test]
+fn a_quiet_build_script_takes_its_package_list_not_its_directory() {
+    let ws = Workspace::buildscripts();
+    let mut hot = ws.hot(&["--bin", "quiet"]);
+    let old = hot.started("quiet");
+
+    ws.write("quiet/fixtures/sample.json", "{}\n");
+    let affected = hot.wait_event("affected", EVENT_TIMEOUT, |_| true);
+    assert_eq!(affected["targets"], serde_json::json!([]), "{affected}");
+
+    ws.write("quiet/tests/smoke.rs", &ws.read("quiet/tests/smoke.rs"));
+    let affected = hot.wait_event("affected", EVENT_TIMEOUT, |_| true);
+    assert_eq!(
+        whys(&affected),
+        ["quiet: build script of quiet watches quiet/tests/smoke.rs"]
+    );
+    assert_ne!(hot.started("quiet"), old);
+}

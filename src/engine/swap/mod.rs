@@ -27,7 +27,9 @@ use std::time::Instant;
 use anyhow::Result;
 
 use super::core::{Ctx, Workload};
-use super::protocol::{Action, Input, Reloaded, ReloadedConfig, StageRequest, StageResult};
+use super::protocol::{
+    Action, Input, Reloaded, ReloadedConfig, StageRequest, StageResult, StageTarget, Staging,
+};
 use crate::build::{self, Build, Progress, Staged};
 use crate::config::{RunConfig, TargetSettings};
 use crate::event::{AffectedTarget, Event};
@@ -38,7 +40,7 @@ use crate::sockets::ListenSpec;
 use crate::supervisor::Job;
 use crate::ui::Key;
 use crate::watcher::WatchSpec;
-use crate::workspace::{BuildKnowledge, TargetId, Workspace};
+use crate::workspace::{BuildKnowledge, ScriptWatch, TargetId, Workspace};
 
 /// The state of `cargo hot run`.
 pub struct Swap {
@@ -67,6 +69,8 @@ pub struct Swap {
     notify_started: bool,
     /// Targets whose build a failed `before-build` hook skipped: in the next build.
     retry: BTreeSet<TargetId>,
+    /// Build scripts' `rerun-if-changed` paths the watcher was last asked to watch.
+    script_watches: Vec<ScriptWatch>,
 }
 
 struct ActiveBuild {
@@ -115,6 +119,7 @@ impl Swap {
             restart_all: false,
             notify_started,
             retry: BTreeSet::new(),
+            script_watches: Vec::new(),
         };
         swap.set_targets(cx, targets, Instant::now());
         swap
@@ -319,8 +324,14 @@ impl Swap {
                 outcome
                     .artifacts
                     .iter()
-                    .filter(|(t, _)| self.jobs.iter().any(|j| &j.target == *t))
-                    .map(|(t, a)| (t.clone(), a.executable.clone()))
+                    .filter_map(|(t, a)| {
+                        let job = self.jobs.iter().find(|j| &j.target == t)?;
+                        Some(StageTarget {
+                            target: t.clone(),
+                            artifact: a.clone(),
+                            running: job.newest_staged().cloned(),
+                        })
+                    })
                     .collect()
             } else {
                 Vec::new()
@@ -376,15 +387,22 @@ impl Swap {
         for warning in result.warnings {
             cx.warn_verbose(warning);
         }
+        // Cargo reruns a build script when a path it printed changes, even in `.git`: the
+        // watcher must see each such path, walked or not.
+        let watches = cx.workspace.script_watches(&self.knowledge);
+        if watches != self.script_watches {
+            self.script_watches = watches.clone();
+            cx.push(Action::WatchExact(watches));
+        }
         let Some(finishing) = &self.finishing else {
             return;
         };
         let restart_all = finishing.restart_all;
         let mut swaps = Vec::new();
         let (mut rebuilt, mut fresh) = (Vec::new(), Vec::new());
-        for (target, staged) in result.staged {
-            let staged = match staged {
-                Ok(staged) => staged,
+        for (target, staging) in result.staged {
+            let staging = match staging {
+                Ok(staging) => staging,
                 Err(error) => {
                     cx.emit(Event::Error {
                         message: format!("{error}; {target} keeps running"),
@@ -395,24 +413,28 @@ impl Swap {
             let Some(job) = self.jobs.iter().find(|j| j.target == target) else {
                 continue;
             };
-            let same_as_running = job.newest_staged().map(|s| s.digest) == Some(staged.digest);
-            if same_as_running {
-                fresh.push(target.to_string());
-                // `r` restarts it anyway: the user asked for a fresh process.
-                if restart_all && job.is_alive() {
+            match staging {
+                Staging::SameAsRunning => {
+                    fresh.push(target.to_string());
+                    // `r` restarts it anyway: the user asked for a fresh process.
+                    if let Some(staged) = job.newest_staged().filter(|_| restart_all) {
+                        if job.is_alive() {
+                            swaps.push(PlannedSwap {
+                                target,
+                                staged: staged.clone(),
+                                reason: "restart requested (r)",
+                            });
+                        }
+                    }
+                }
+                Staging::New(staged) => {
+                    rebuilt.push(target.to_string());
                     swaps.push(PlannedSwap {
                         target,
                         staged,
-                        reason: "restart requested (r)",
+                        reason: "new build",
                     });
                 }
-            } else {
-                rebuilt.push(target.to_string());
-                swaps.push(PlannedSwap {
-                    target,
-                    staged,
-                    reason: "new build",
-                });
             }
         }
         let outcome = &finishing.outcome;

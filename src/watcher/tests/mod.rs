@@ -4,6 +4,7 @@
 //! everything before it (one inotify queue delivers in order).
 
 mod events;
+mod exact;
 mod fallback;
 mod tree;
 

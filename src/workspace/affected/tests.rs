@@ -337,13 +337,153 @@ fn build_script_with_rerun_lines_watches_only_those() {
 }
 
 #[test]
-fn unknown_build_script_falls_back_to_the_package() {
+fn unknown_build_script_may_rerun_for_any_file_of_its_package() {
     let (ws, known) = with_build_script();
-    assert_eq!(
-        api_reason(&ws, "web/README.md", &known).as_deref(),
-        Some("web → api")
-    );
+    for rel in [
+        "web/README.md",
+        "web/tests/t.rs",
+        "web/benches/b.rs",
+        "web/data/x.json",
+    ] {
+        assert_eq!(
+            api_reason(&ws, rel, &known),
+            Some(format!(
+                "build script of web may rerun for {rel} (its output is unknown)"
+            )),
+        );
+    }
     assert_eq!(api_reason(&ws, "core/README.md", &known), None);
+    assert_eq!(api_reason(&ws, "web/.git/HEAD", &known), None);
+}
+
+/// Fails on the old code: `tests/`, `benches/` and other targets' files never reached a bin.
+#[test]
+fn graph_only_a_quiet_build_script_takes_its_whole_package_file_list() {
+    let ws = WsBuilder::new()
+        .pkg("core", "core")
+        .lib()
+        .build_script()
+        .pkg("api", "api")
+        .bin("api", "src/main.rs")
+        .bin("client", "src/bin/client.rs")
+        .example("demo", "examples/demo.rs")
+        .test("t", "tests/t.rs")
+        .build_script()
+        .dep("core")
+        .pkg("worker", "worker")
+        .bin("worker", "src/main.rs")
+        .build();
+    let none = BuildKnowledge::default();
+    let reasons = |rel: &str| {
+        let a = ws.affected(
+            &[ws.path(rel)],
+            &[bin_id("api", "api"), bin_id("worker", "worker")],
+            &none,
+        );
+        summary(&a)
+    };
+    for rel in [
+        "api/tests/t.rs",
+        "api/tests/common/mod.rs",
+        "api/benches/b.rs",
+        "api/examples/demo.rs",
+        "api/src/bin/client.rs",
+    ] {
+        assert_eq!(
+            reasons(rel),
+            pairs(&[(
+                "api/api",
+                &format!("build script of api may rerun for {rel} (its output is unknown)")
+            )]),
+        );
+    }
+    assert_eq!(
+        reasons("core/tests/x.rs"),
+        pairs(&[(
+            "api/api",
+            "build script of core may rerun for core/tests/x.rs (its output is unknown)"
+        )])
+    );
+    // A package without a build script: its tests never reach a bin.
+    assert_eq!(reasons("worker/tests/x.rs"), pairs(&[]));
+    // Once the script's output says what it watches, only that counts.
+    let mut known = BuildKnowledge::default();
+    let api_id = ws.package("api").unwrap().id.clone();
+    known.set_script_net(&api_id, ScriptNet::Paths(vec![ws.path("api/build.rs")]));
+    let a = ws.affected(
+        &[ws.path("api/tests/t.rs")],
+        &[bin_id("api", "api")],
+        &known,
+    );
+    assert!(a.targets.is_empty(), "{:?}", a.targets);
+}
+
+#[test]
+fn nested_packages_and_excluded_files_are_not_the_package_list() {
+    let ws = WsBuilder::new()
+        .pkg("api", "api")
+        .bin("api", "src/main.rs")
+        .build_script()
+        .exclude(&["fixtures/", "tests/fixtures/"])
+        .build();
+    std::fs::write(
+        ws.path("api/Cargo.toml"),
+        "[package]\nname = \"api\"\nexclude = [\"fixtures/\", \"tests/fixtures/\"]\n",
+    )
+    .unwrap();
+    for (rel, text) in [
+        ("api/fuzz/Cargo.toml", "[package]\nname = \"fuzz\"\n"),
+        ("api/fuzz/src/main.rs", "fn main() {}\n"),
+        ("api/fixtures/req.json", "{}\n"),
+        ("api/tests/fixtures/req.json", "{}\n"),
+        ("api/tests/t.rs", "\n"),
+    ] {
+        std::fs::create_dir_all(ws.path(rel).parent().unwrap()).unwrap();
+        std::fs::write(ws.path(rel), text).unwrap();
+    }
+    let api = [bin_id("api", "api")];
+    let mut known = BuildKnowledge::default();
+    let api_id = ws.package("api").unwrap().id.clone();
+    known.set_script_net(&api_id, ScriptNet::WholePackage);
+    known.set_dep_info(
+        api[0].clone(),
+        [ws.path("api/src/main.rs"), ws.path("api/build.rs")].into(),
+    );
+    let mut files = PackageFiles::new();
+    let mut hit = |rel: &str, known: &BuildKnowledge| {
+        let a = ws.affected_with_files(&[ws.path(rel)], &api, known, &mut files);
+        a.targets.get(&api[0]).map(Reason::to_string)
+    };
+    for known in [&BuildKnowledge::default(), &known] {
+        assert_eq!(hit("api/fuzz/src/main.rs", known), None);
+        assert_eq!(hit("api/tests/fixtures/req.json", known), None);
+        assert!(hit("api/tests/t.rs", known).is_some());
+    }
+    // Known quiet script: an excluded file reruns nothing. Graph only, a file outside
+    // `tests/`, `benches/` and `examples/` may still be read by rustc (`include_str!`).
+    assert_eq!(hit("api/fixtures/req.json", &known), None);
+    assert_eq!(
+        hit("api/fixtures/req.json", &BuildKnowledge::default()).as_deref(),
+        Some("api")
+    );
+    // The nested package's files are nobody's: they affect nothing and name no package.
+    let a = ws.affected(&[ws.path("api/fuzz/src/main.rs")], &api, &known);
+    assert!(a.packages.is_empty(), "{:?}", a.packages);
+    // Without the file lists (the engine core, no git), the manifest's patterns still apply.
+    let a = ws.affected(&[ws.path("api/fixtures/req.json")], &api, &known);
+    assert!(a.targets.is_empty(), "{:?}", a.targets);
+    let a = ws.affected(
+        &[ws.path("api/tests/fixtures/req.json")],
+        &api,
+        &BuildKnowledge::default(),
+    );
+    assert!(a.targets.is_empty(), "{:?}", a.targets);
+    assert_eq!(
+        ws.affected(&[ws.path("api/README.md")], &api, &known)
+            .targets
+            .len(),
+        1
+    );
 }
 
 #[test]
@@ -560,4 +700,51 @@ fn an_integration_test_file_runs_that_test_only() {
     let got = packages(&ws, &["README.md"]);
     assert!(got.packages.is_empty() && got.test_targets.is_empty());
     assert_eq!(got.unowned, [ws.path("README.md")]);
+}
+
+/// Fails on the old code: graph only, a file outside every package was nobody's.
+#[test]
+fn graph_only_a_literal_include_outside_every_package_reaches_its_readers() {
+    let ws = WsBuilder::new()
+        .pkg("core", "core")
+        .lib()
+        .pkg("api", "api")
+        .bin("api", "src/main.rs")
+        .dep("core")
+        .pkg("worker", "worker")
+        .bin("worker", "src/main.rs")
+        .build();
+    std::fs::write(
+        ws.path("core/src/lib.rs"),
+        "pub const BANNER: &str = include_str!(\"../../shared/banner.txt\");\n",
+    )
+    .unwrap();
+    let selected = [bin_id("api", "api"), bin_id("worker", "worker")];
+    let mut files = PackageFiles::new();
+    let none = BuildKnowledge::default();
+    let a = ws.affected_with_files(
+        &[ws.path("shared/banner.txt")],
+        &selected,
+        &none,
+        &mut files,
+    );
+    assert_eq!(
+        summary(&a),
+        pairs(&[("api/api", "reads shared/banner.txt")])
+    );
+    assert!(ws
+        .affected_with_files(&[ws.path("shared/other.txt")], &selected, &none, &mut files)
+        .targets
+        .is_empty());
+    // A source edit may name a new file: the package is scanned again.
+    std::fs::write(
+        ws.path("core/src/lib.rs"),
+        "pub const BANNER: &str = include_str!(\"../../shared/other.txt\");\n",
+    )
+    .unwrap();
+    let changes = [ws.path("core/src/lib.rs"), ws.path("shared/other.txt")];
+    let a = ws.affected_with_files(&changes, &selected, &none, &mut files);
+    assert_eq!(a.unowned, Vec::<PathBuf>::new());
+    let a = ws.affected_with_files(&[ws.path("shared/other.txt")], &selected, &none, &mut files);
+    assert_eq!(summary(&a), pairs(&[("api/api", "reads shared/other.txt")]));
 }
