@@ -1,6 +1,7 @@
-//! What a restart costs the clients of a server, in each of cargo hot's three modes.
+//! What a restart costs the clients of a server, in each of cargo hot's four modes.
 //!
-//! Run with `cargo bench --bench downtime` (add `-- --restarts N` to change the 20 restarts).
+//! Run with `cargo bench --bench downtime` (add `-- --restarts N` to change the 20 restarts,
+//! `-- --proxy` to run the proxy mode alone).
 //! On a temporary copy of `fixtures/workspace`, cargo hot runs the fixture's `api` server
 //! while two loopback clients send requests one after another, each on a new connection:
 //! one to `/` (answers at once), one to `/slow` (answers after 300 ms, so some request is
@@ -13,6 +14,9 @@
 //! - `no-overlap`: `--listen --no-overlap`; stop, then start; the socket's backlog holds
 //!   clients in the gap.
 //! - `own port`: no `--listen`; the server binds its own port, as under cargo-watch or air.
+//! - `proxy`: `--proxy`; the server binds its own port too (from `PORT`), and cargo hot's
+//!   proxy in front sends requests to the newest ready run, stopping the old one once its
+//!   requests are answered.
 //!
 //! For each mode and client it prints requests sent, failed (refused, reset, or no answer),
 //! cut (a response that started and did not finish), and the longest gap between two
@@ -85,9 +89,15 @@ fn main() {
             flags: "no --listen",
             args: |port| vec!["--".into(), "--port".into(), port.to_string()],
         },
+        Mode {
+            name: "proxy",
+            flags: "--proxy",
+            args: |port| vec!["--proxy".into(), format!("127.0.0.1:{port}")],
+        },
     ];
+    let only_proxy = std::env::args().any(|a| a == "--proxy");
     let mut rows = Vec::new();
-    for mode in &modes {
+    for mode in modes.iter().filter(|m| !only_proxy || m.name == "proxy") {
         eprintln!("{} ({}): {restarts} restarts …", mode.name, mode.flags);
         let port = free_port();
         rows.push((mode, run_mode(root, &(mode.args)(port), port, restarts)));
@@ -279,10 +289,12 @@ fn request(port: u16, path: &str) -> Outcome {
     let Some((head, body)) = text.split_once("\r\n\r\n") else {
         return Outcome::Cut;
     };
-    let length: Option<usize> = head
-        .lines()
-        .find_map(|l| l.strip_prefix("Content-Length: "))
-        .and_then(|n| n.trim().parse().ok());
+    // Header names are case-insensitive: hyper (the proxy) writes `content-length`.
+    let length: Option<usize> = head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse().ok())?
+    });
     if read.is_err() || length != Some(body.len()) {
         return Outcome::Cut;
     }

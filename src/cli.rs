@@ -188,6 +188,22 @@ pub struct RunArgs {
     /// target gets it. Repeatable: the sockets are fds 3, 4, … in this order.
     #[arg(long, value_name = "[TARGET=]ADDR", help_heading = "Restarts")]
     pub listen: Vec<String>,
+    /// Serve HTTP on ADDR in cargo hot and forward each request to the newest ready run of
+    /// the target, which binds the fresh loopback port it is given in PORT. No change to the
+    /// app; pages reload by themselves after a rebuild (docs/proxy.md).
+    ///
+    /// `127.0.0.1:3000`, `:3000` (loopback), `0.0.0.0:3000`. `web=:3000` serves the target
+    /// `web`; without a name, the only selected target. Repeatable.
+    #[arg(long, value_name = "[TARGET=]ADDR", help_heading = "Restarts")]
+    pub proxy: Vec<String>,
+    /// How long a request through --proxy waits for a ready run (the first build, a crash)
+    /// before it gets 503.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration,
+          help_heading = "Restarts")]
+    pub proxy_wait: Duration,
+    /// With --proxy: do not inject the live-reload script into HTML pages.
+    #[arg(long, help_heading = "Restarts")]
+    pub no_reload: bool,
     /// When a new process counts as ready, so the old one can stop: `notify` (sd_notify
     /// READY=1), `tcp:ADDR`, `http://ADDR/PATH` (a 2xx answer), `log:REGEX` (a line it
     /// prints), `delay:DURATION`.
@@ -404,6 +420,26 @@ mod tests {
             let message = error(&["cargo-hot", flag, "9999999999999999999s"]);
             assert!(message.contains("longest duration"), "{flag}: {message}");
         }
+    }
+
+    #[test]
+    fn proxy_flags() {
+        let cli = parse(&[
+            "cargo-hot",
+            "--proxy",
+            "web=:3000",
+            "--proxy",
+            "4000",
+            "--proxy-wait",
+            "5s",
+            "--no-reload",
+        ]);
+        assert_eq!(cli.run.proxy, ["web=:3000", "4000"]);
+        assert_eq!(cli.run.proxy_wait, Duration::from_secs(5));
+        assert!(cli.run.no_reload);
+        let defaults = parse(&["cargo-hot"]);
+        assert_eq!(defaults.run.proxy_wait, Duration::from_secs(30));
+        assert!(!defaults.run.no_reload);
     }
 
     #[test]

@@ -68,6 +68,10 @@ pub enum Event {
     Listening {
         sockets: Vec<ListeningSocket>,
     },
+    /// The `--proxy` addresses cargo hot serves for the whole run.
+    Proxying {
+        proxies: Vec<ProxyAddress>,
+    },
     Started {
         target: String,
         pid: u32,
@@ -161,6 +165,14 @@ pub struct ListeningSocket {
     pub name: String,
     /// The targets that get it.
     pub targets: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProxyAddress {
+    /// The address served (`127.0.0.1:3000`).
+    pub address: String,
+    /// The target whose runs answer there.
+    pub target: String,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -23,6 +23,7 @@ pub mod event;
 pub mod hooks;
 pub mod lossy;
 pub mod process;
+pub mod proxy;
 pub mod ready;
 pub mod rounds;
 pub mod sockets;

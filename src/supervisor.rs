@@ -17,6 +17,9 @@
 //!   time, it is stopped and the old one keeps serving.
 //! - [`Handoff::StopFirst`]: the old one stops, then the new one starts (programs that cannot
 //!   run twice at once).
+//! - [`Handoff::Drain`] (`--proxy`): as `Overlap`, but once the new one is ready the old one
+//!   is only **draining** (the proxy sends it no new requests); it is asked to stop when the
+//!   caller says it has drained ([`Job::on_drained`]).
 //! - A process that exits on its own stays down until a change rebuilds it (no restart loops).
 //! - A stop is the configured signal to the whole process group, then SIGKILL after the stop
 //!   timeout; once a group's leader is gone the group gets SIGKILL, so grandchildren never
@@ -47,6 +50,11 @@ pub trait Processes {
     fn next_key(&mut self) -> ProcKey;
     /// Reports what happened.
     fn event(&mut self, event: Event);
+    /// The process `key` (pid `pid`) of `target` is ready and serves from now on.
+    fn serve(&mut self, _target: &TargetId, _key: ProcKey, _pid: u32) {}
+    /// The process `key` of `target` was replaced ([`Handoff::Drain`]): report
+    /// [`Job::on_drained`] once its requests are done.
+    fn drain(&mut self, _target: &TargetId, _key: ProcKey) {}
 }
 
 /// How a job stops a process.
@@ -63,6 +71,9 @@ pub enum Handoff {
     Overlap,
     /// Stop the old one, then start the new.
     StopFirst,
+    /// Start the new one beside the old; once the new is ready, stop the old when
+    /// [`Job::on_drained`] says its requests are done.
+    Drain,
 }
 
 /// Everything that decides how a job behaves; fixed per target for the run.
@@ -85,6 +96,8 @@ pub struct Job {
     serving: Option<Running>,
     starting: Option<Starting>,
     retiring: Vec<Retiring>,
+    /// Replaced processes not yet asked to stop ([`Handoff::Drain`]).
+    draining: Vec<Running>,
     /// With [`Handoff::StopFirst`]: started once every retiring process is gone.
     queued: Option<Staged>,
     /// Asked to be spawned; the pid is not known yet.
@@ -131,6 +144,7 @@ impl Job {
             serving: None,
             starting: None,
             retiring: Vec::new(),
+            draining: Vec::new(),
             queued: None,
             launching: Vec::new(),
         }
@@ -161,7 +175,13 @@ impl Job {
         self.serving.is_some()
             || self.starting.is_some()
             || !self.retiring.is_empty()
+            || !self.draining.is_empty()
             || !self.launching.is_empty()
+    }
+
+    /// Replaced processes waiting for [`Job::on_drained`].
+    pub fn draining(&self) -> impl Iterator<Item = &Running> {
+        self.draining.iter()
     }
 
     /// The executable the newest process runs: what a new build is compared with to decide
@@ -183,6 +203,7 @@ impl Job {
             .iter()
             .chain(self.starting.iter().map(|s| &s.run))
             .chain(self.retiring.iter().map(|r| &r.run))
+            .chain(self.draining.iter())
             .map(|r| &r.staged)
             .chain(self.queued.iter())
             .chain(self.launching.iter().map(|l| &l.staged))
@@ -204,7 +225,7 @@ impl Job {
             launching.abandon = Some("superseded by a newer build".into());
         }
         match self.policy.handoff {
-            Handoff::Overlap => self.start(staged, procs),
+            Handoff::Overlap | Handoff::Drain => self.start(staged, procs),
             Handoff::StopFirst => {
                 if let Some(serving) = self.serving.take() {
                     self.retire(serving, reason, procs, now);
@@ -224,9 +245,11 @@ impl Job {
         for launching in &mut self.launching {
             launching.abandon = Some(reason.to_string());
         }
+        let draining = std::mem::take(&mut self.draining);
         for run in [self.starting.take().map(|s| s.run), self.serving.take()]
             .into_iter()
             .flatten()
+            .chain(draining)
         {
             self.retire(run, reason, procs, now);
         }
@@ -255,6 +278,17 @@ impl Job {
         true
     }
 
+    /// The replaced process `key` has drained: ask it to stop. Returns false if it is not one
+    /// of this job's draining processes.
+    pub fn on_drained(&mut self, key: ProcKey, procs: &mut dyn Processes, now: Instant) -> bool {
+        let Some(i) = self.draining.iter().position(|r| r.key == key) else {
+            return false;
+        };
+        let run = self.draining.remove(i);
+        self.retire(run, "new build ready, requests answered", procs, now);
+        true
+    }
+
     /// The process with `key` ended. Returns false if the key is not this job's.
     pub fn on_exit(&mut self, key: ProcKey, status: ExitInfo, procs: &mut dyn Processes) -> bool {
         let target = self.target.to_string();
@@ -277,6 +311,8 @@ impl Job {
             (run, false)
         } else if let Some(i) = self.retiring.iter().position(|r| r.run.key == key) {
             (self.retiring.remove(i).run, true)
+        } else if let Some(i) = self.draining.iter().position(|r| r.key == key) {
+            (self.draining.remove(i), false)
         } else {
             return false;
         };
@@ -439,8 +475,17 @@ impl Job {
             after_ms: now.saturating_duration_since(run.started).as_millis(),
         });
         self.crashed = None;
+        procs.serve(&self.target, run.key, run.pid);
         if let Some(old) = self.serving.replace(run) {
-            self.retire(old, "new build ready", procs, now);
+            match self.policy.handoff {
+                Handoff::Drain => {
+                    procs.drain(&self.target, old.key);
+                    self.draining.push(old);
+                }
+                Handoff::Overlap | Handoff::StopFirst => {
+                    self.retire(old, "new build ready", procs, now)
+                }
+            }
         }
     }
 }

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use serde_json::{Map, Value};
 use crate::duration::{check_poll_interval, duration_from_millis, parse_duration};
 use crate::hooks::{Hook, Hooks, Stage};
 use crate::process::Signal;
+use crate::proxy::ProxySpec;
 use crate::ready::{ReadyCheck, ReadySpec};
 use crate::sockets::{ListenAddr, ListenSpec};
 use crate::workspace::closest;
@@ -70,6 +72,10 @@ pub struct TargetLayer {
     /// Absolute: joined to the source's base directory.
     pub cwd: Option<PathBuf>,
     pub listen: Option<Vec<ListenAddr>>,
+    /// `proxy = "127.0.0.1:3000"`: serve this address through cargo hot's proxy.
+    pub proxy: Option<SocketAddr>,
+    /// `proxy-port-env`: the variable a proxied run reads its port from.
+    pub proxy_port_env: Option<String>,
     pub ready: Option<ReadyCheck>,
     pub signal: Option<Signal>,
     pub stop_timeout: Option<Duration>,
@@ -85,6 +91,8 @@ impl PartialEq for TargetLayer {
             && self.env == other.env
             && self.cwd == other.cwd
             && self.listen == other.listen
+            && self.proxy == other.proxy
+            && self.proxy_port_env == other.proxy_port_env
             && self.ready.as_ref().map(ReadyCheck::describe)
                 == other.ready.as_ref().map(ReadyCheck::describe)
             && self.signal == other.signal
@@ -135,6 +143,8 @@ const TARGET_KEYS: &[&str] = &[
     "env",
     "cwd",
     "listen",
+    "proxy",
+    "proxy-port-env",
     "ready",
     "signal",
     "stop-timeout",
@@ -390,6 +400,28 @@ impl Ctx<'_> {
                         .collect::<Result<Vec<_>>>()?;
                     target.listen = Some(parsed);
                 }
+                "proxy" => {
+                    let text = self.string(value, &key_path)?;
+                    let spec = ProxySpec::parse(text, &self.source.base)
+                        .map_err(|e| self.invalid(&key_path, e))?;
+                    if spec.target.is_some() {
+                        bail!(
+                            "{}: `{key_path}`: `{text}` names a target; under targets.<bin> write the address alone",
+                            self.file()
+                        );
+                    }
+                    target.proxy = Some(spec.addr);
+                }
+                "proxy-port-env" => {
+                    let name = self.string(value, &key_path)?;
+                    if name.is_empty() || name.contains(['=', '\0']) {
+                        bail!(
+                            "{}: `{key_path}`: `{name}` is not an environment variable name (e.g. \"APP_PORT\")",
+                            self.file()
+                        );
+                    }
+                    target.proxy_port_env = Some(name.to_string());
+                }
                 "ready" => {
                     let text = self.string(value, &key_path)?;
                     let spec = ReadySpec::parse(text).map_err(|e| self.invalid(&key_path, e))?;
@@ -573,6 +605,8 @@ mod tests {
             env = { RUST_LOG = "debug", THREADS = 4 }
             cwd = "api"
             listen = ["127.0.0.1:3000", "unix:run/api.sock"]
+            proxy = ":8080"
+            proxy-port-env = "APP_PORT"
             ready = "http://127.0.0.1:3001/health"
             signal = "SIGINT"
             stop-timeout = "10s"
@@ -620,6 +654,8 @@ mod tests {
                 ListenAddr::Unix(PathBuf::from("/ws/run/api.sock")),
             ])
         );
+        assert_eq!(api.proxy, Some("127.0.0.1:8080".parse().unwrap()));
+        assert_eq!(api.proxy_port_env.as_deref(), Some("APP_PORT"));
         assert_eq!(
             api.ready.as_ref().map(ReadyCheck::describe),
             Some(
@@ -710,6 +746,17 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("found the boolean true"), "{e}");
+
+        let e = error("[targets.api]\nproxy = \"web=3000\"");
+        assert!(e.contains("write the address alone"), "{e}");
+        let e = error("[targets.api]\nproxy = \"unix:/tmp/s\"");
+        assert!(
+            e.contains("invalid `workspace.metadata.hot.targets.api.proxy`"),
+            "{e}"
+        );
+        assert!(e.contains("TCP only"), "{e}");
+        let e = error("[targets.api]\nproxy-port-env = \"A=B\"");
+        assert!(e.contains("not an environment variable name"), "{e}");
 
         let e = error("[targets.api]\nstop-timeout = \"10 parsecs\"");
         assert!(

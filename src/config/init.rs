@@ -132,6 +132,7 @@ run = [{run}]
 # env = {{ RUST_LOG = "debug" }}
 # cwd = "."                      # from the workspace root
 # listen = ["127.0.0.1:3000"]    # a socket cargo hot keeps open across restarts
+# proxy = "127.0.0.1:8080"      # serve HTTP here; each run binds its own port from PORT
 # ready = "http://127.0.0.1:3000/health"
 # signal = "SIGTERM"
 # stop-timeout = "5s"

@@ -130,6 +130,10 @@ fn overlay(into: &mut TargetLayer, over: &TargetLayer) {
     if over.ready.is_some() {
         into.ready.clone_from(&over.ready);
     }
+    into.proxy = over.proxy.or(into.proxy);
+    if over.proxy_port_env.is_some() {
+        into.proxy_port_env.clone_from(&over.proxy_port_env);
+    }
     into.signal = over.signal.or(into.signal);
     into.stop_timeout = over.stop_timeout.or(into.stop_timeout);
     into.overlap = over.overlap.or(into.overlap);

@@ -25,6 +25,8 @@ use anyhow::{bail, Result};
 
 use crate::cli::{CargoArgs, ColorChoice, OutputArgs, RunArgs, SelectionArgs};
 use crate::process::Signal;
+use crate::proxy::launch;
+use crate::proxy::{Binding, ProxySpec};
 use crate::ready::{ReadyCheck, ReadySpec, SOCKET_GRACE};
 use crate::sockets::{target_matches, ListenSpec, Sockets};
 use crate::supervisor::{Handoff, JobPolicy, StopPolicy};
@@ -49,6 +51,13 @@ pub struct RunConfig {
     /// `--listen`, in order, then the selected targets' `listen` keys: the sockets cargo hot
     /// binds and hands to the targets.
     pub listen: Vec<ListenSpec>,
+    /// `--proxy`, then the selected targets' `proxy` keys, each with the target it serves
+    /// (resolved by [`RunConfig::apply_workspace`]).
+    pub proxy: Vec<Binding>,
+    /// `--proxy-wait`: how long a request waits for a ready run.
+    pub proxy_wait: Duration,
+    /// Inject the live-reload script into proxied pages (`--no-reload`: no).
+    pub reload: bool,
     /// `--ready`, in order; a spec naming a target beats one that names none.
     pub ready: Vec<ReadySpec>,
     pub ready_timeout: Duration,
@@ -77,6 +86,7 @@ struct Flags {
     signal: Option<Signal>,
     stop_timeout: Option<Duration>,
     listen: Vec<ListenSpec>,
+    proxy: Vec<ProxySpec>,
 }
 
 /// How cargo is invoked: shared by `cargo metadata` and `cargo build`.
@@ -180,6 +190,11 @@ impl RunConfig {
             .iter()
             .map(|text| ListenSpec::parse(text, cwd))
             .collect::<Result<Vec<_>>>()?;
+        let proxy = args
+            .proxy
+            .iter()
+            .map(|text| ProxySpec::parse(text, cwd))
+            .collect::<Result<Vec<_>>>()?;
         let ready = args
             .ready
             .iter()
@@ -194,6 +209,9 @@ impl RunConfig {
             stop_signal: signal.unwrap_or(DEFAULT_SIGNAL),
             stop_timeout: args.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT),
             listen: listen.clone(),
+            proxy: Vec::new(),
+            proxy_wait: args.proxy_wait,
+            reload: !args.no_reload,
             ready,
             ready_timeout: args.ready_timeout,
             overlap: !args.no_overlap,
@@ -210,6 +228,7 @@ impl RunConfig {
                 signal,
                 stop_timeout: args.stop_timeout,
                 listen,
+                proxy,
             },
         })
     }
@@ -252,8 +271,31 @@ impl RunConfig {
                 }));
             }
         }
+        // Likewise a target's own `proxy`, unless a --proxy names it.
+        let mut proxy = self.flags.proxy.clone();
+        for target in &targets {
+            let named = |p: &ProxySpec| {
+                p.target
+                    .as_deref()
+                    .is_some_and(|n| target_matches(n, target))
+            };
+            let from_flags = self.flags.proxy.iter().any(named);
+            let configured = hot.targets.get(target).and_then(|t| t.proxy);
+            if let (false, Some(addr)) = (from_flags, configured) {
+                proxy.push(ProxySpec {
+                    target: Some(target.qualified()),
+                    addr,
+                });
+            }
+        }
+        self.proxy = launch::bindings(&proxy, &targets)?;
         self.hot = hot;
         Ok(targets)
+    }
+
+    /// Whether requests for `target` come through the proxy.
+    pub fn proxied(&self, target: &TargetId) -> bool {
+        self.proxy.iter().any(|b| b.target == target.to_string())
     }
 
     /// Whether any target waits for `READY=1`, so the notify socket is needed.
@@ -290,6 +332,8 @@ pub struct TargetSettings {
     /// Set on top of cargo hot's own environment.
     pub env: Vec<(OsString, OsString)>,
     pub cwd: PathBuf,
+    /// For a proxied target: the variable each run reads its port from.
+    pub port_env: Option<String>,
 }
 
 impl RunConfig {
@@ -317,14 +361,16 @@ impl RunConfig {
             } else {
                 ReadyCheck::Started
             });
+        let proxied = self.proxied(target);
+        // A proxied run has a port of its own, so old and new can always overlap.
         let overlap = self.overlap
             && configured
                 .and_then(|c| c.overlap)
-                .unwrap_or(socket_count > 0);
-        let handoff = if overlap {
-            Handoff::Overlap
-        } else {
-            Handoff::StopFirst
+                .unwrap_or(socket_count > 0 || proxied);
+        let handoff = match (overlap, proxied) {
+            (true, true) => Handoff::Drain,
+            (true, false) => Handoff::Overlap,
+            (false, _) => Handoff::StopFirst,
         };
         let signal = self
             .flags
@@ -345,8 +391,15 @@ impl RunConfig {
             policy: JobPolicy {
                 stop: StopPolicy { signal, timeout },
                 handoff,
-                ready_timeout: (ready != ReadyCheck::Started).then_some(self.ready_timeout),
+                // A proxied run without a check of its own waits for its port to accept.
+                ready_timeout: (ready != ReadyCheck::Started || proxied)
+                    .then_some(self.ready_timeout),
             },
+            port_env: proxied.then(|| {
+                configured
+                    .and_then(|c| c.proxy_port_env.clone())
+                    .unwrap_or_else(|| launch::DEFAULT_PORT_ENV.to_string())
+            }),
             ready,
             args,
             env: configured
@@ -646,6 +699,8 @@ mod tests {
             env: [("RUST_LOG".to_string(), "debug".to_string())].into(),
             cwd: Some("/ws/api".into()),
             listen: None,
+            proxy: None,
+            proxy_port_env: None,
             ready: Some(ReadyCheck::Notify),
             signal: Some(Signal::INT),
             stop_timeout: Some(Duration::from_secs(10)),
@@ -719,6 +774,53 @@ mod tests {
         // Keys with no flag still come from the configuration.
         assert_eq!(settings.cwd, PathBuf::from("/ws/api"));
         assert_eq!(settings.env.len(), 1);
+    }
+
+    #[test]
+    fn a_proxied_target_drains_and_waits_for_its_port() {
+        let mut config =
+            RunConfig::resolve(&RunArgs::default(), &Env::default(), Path::new("/start")).unwrap();
+        config.proxy = vec![Binding {
+            target: "api".into(),
+            addr: "127.0.0.1:3000".parse().unwrap(),
+        }];
+        assert!(config.proxied(&api()));
+        let settings = config.target_settings(&api(), 0);
+        assert_eq!(settings.policy.handoff, Handoff::Drain);
+        assert_eq!(
+            settings.ready,
+            ReadyCheck::Started,
+            "the engine probes the run's port"
+        );
+        assert_eq!(settings.policy.ready_timeout, Some(config.ready_timeout));
+        assert_eq!(settings.port_env.as_deref(), Some("PORT"));
+
+        let mut layer = configured_api();
+        layer.proxy_port_env = Some("APP_PORT".into());
+        layer.overlap = None;
+        config.hot.targets.insert(api(), layer);
+        let settings = config.target_settings(&api(), 0);
+        assert_eq!(settings.port_env.as_deref(), Some("APP_PORT"));
+        assert_eq!(
+            settings.ready,
+            ReadyCheck::Notify,
+            "a configured check wins"
+        );
+        assert_eq!(settings.policy.handoff, Handoff::Drain);
+
+        config.overlap = false;
+        assert_eq!(
+            config.target_settings(&api(), 0).policy.handoff,
+            Handoff::StopFirst,
+            "--no-overlap: requests wait in the proxy meanwhile"
+        );
+        assert_eq!(
+            RunConfig::resolve(&RunArgs::default(), &Env::default(), Path::new("/s"))
+                .unwrap()
+                .target_settings(&api(), 0)
+                .port_env,
+            None
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //!
 //! What belongs to the operating system lives here: the process table (which key is cargo,
 //! which target a pid is), readiness probes, the `--listen` sockets and the notify socket,
-//! staging executables, the terminal.
+//! the `--proxy` server and the port of each proxied run, staging executables, the terminal.
 
 use std::collections::{HashMap, VecDeque};
 use std::ffi::OsString;
@@ -20,13 +20,16 @@ use anyhow::{Context, Result};
 use crossbeam_channel::{never, select, Receiver, Sender};
 
 use super::core::{Core, Workload};
-use super::protocol::{Action, HookRun, Input, StageRequest, StageResult, StageTarget, Staging};
+use super::protocol::{
+    Action, HookRun, Input, ProxyCall, StageRequest, StageResult, StageTarget, Staging,
+};
 use super::settle;
 use crate::build;
 use crate::config::{TargetSettings, Verbosity};
 use crate::event::Event;
 use crate::hooks;
 use crate::process::{self, Io, ProcEvent, ProcKey, Reaper, Signal, Spawn};
+use crate::proxy::{launch, Proxy, ProxyMsg};
 use crate::ready::{self, PollerGuard, ReadyCheck, ReadyMsg};
 use crate::sockets::Sockets;
 use crate::staging::StagingDir;
@@ -44,6 +47,8 @@ pub struct Channels {
     pub signals: Receiver<i32>,
     pub ready: Receiver<ReadyMsg>,
     pub keys: Receiver<Key>,
+    /// What the `--proxy` server reports (`never()` without one).
+    pub proxy: Receiver<ProxyMsg>,
 }
 
 /// The loop's side: everything that does I/O.
@@ -62,6 +67,8 @@ pub struct Driver {
     pub hot_dir: PathBuf,
     pub sockets: Sockets,
     pub notify: Option<ready::NotifySocket>,
+    /// The `--proxy` server, held for the whole session.
+    pub proxy: Option<Proxy>,
     /// One target with plain output gets the terminal itself (colours, progress bars); the
     /// live view needs every line to come through the UI, above its status area.
     pub inherit_output: bool,
@@ -84,6 +91,8 @@ pub struct Driver {
     probes: HashMap<ProcKey, Probe>,
     /// Hooks running, by id, until their [`Input::HookDone`] comes back.
     hooks: HashMap<u64, hooks::RunningHook>,
+    /// Proxied processes: key → (target, the port it was given).
+    ports: HashMap<ProcKey, (String, u16)>,
 }
 
 /// A readiness check in progress for one process.
@@ -124,6 +133,7 @@ impl Driver {
             staging,
             sockets,
             notify: None,
+            proxy: None,
             inherit_output: false,
             stdin_target: None,
             manifests: HashMap::new(),
@@ -133,6 +143,7 @@ impl Driver {
             foreground: HashMap::new(),
             probes: HashMap::new(),
             hooks: HashMap::new(),
+            ports: HashMap::new(),
         }
     }
 
@@ -149,6 +160,7 @@ impl Driver {
             signals,
             ready,
             mut keys,
+            proxy,
         } = channels;
         let mut watch = Some(watch);
         let results = self.results.clone();
@@ -182,6 +194,15 @@ impl Driver {
                         self.hooks.remove(id);
                     }
                     Some(input)
+                },
+                recv(proxy) -> msg => match msg {
+                    Ok(ProxyMsg::Drained { target, port }) => self
+                        .ports
+                        .iter()
+                        .find(|(_, run)| run.0 == target && run.1 == port)
+                        .map(|(key, _)| Input::Drained { key: *key }),
+                    Ok(ProxyMsg::Note(note)) => Some(Input::ProxyNote(note)),
+                    Err(_) => None,
                 },
                 recv(watch_rx) -> msg => match msg {
                     Ok(WatchMsg::Changes(changes)) => Some(Input::FileChanges(changes)),
@@ -274,7 +295,12 @@ impl Driver {
                 if self.cargo == Some(key) {
                     self.cargo = None;
                 }
+                if let (Some((target, port)), Some(proxy)) = (self.ports.remove(&key), &self.proxy)
+                {
+                    proxy.exited(&target, port);
+                }
             }
+            Action::Proxy(call) => self.tell_proxy(call),
             Action::Stage(request) => {
                 let result = stage(&request, &self.hot_dir);
                 pending.push_back(Input::Staged(Box::new(result)));
@@ -350,6 +376,28 @@ impl Driver {
             Action::Exit(code) => return Some(code),
         }
         None
+    }
+
+    fn tell_proxy(&mut self, call: ProxyCall) {
+        let Some(proxy) = &self.proxy else {
+            return;
+        };
+        match call {
+            ProxyCall::Building => proxy.building(),
+            ProxyCall::BuildFailed(rendered) => proxy.build_failed(&rendered),
+            ProxyCall::BuildOk => proxy.build_ok(),
+            ProxyCall::Serve { target, key, pid } => {
+                if let Some((name, port)) = self.ports.get(&key) {
+                    proxy.route(name, *port);
+                }
+                proxy.ready(&target.to_string(), pid);
+            }
+            ProxyCall::Retire { key } => {
+                if let Some((name, port)) = self.ports.get(&key) {
+                    proxy.retire(name, *port);
+                }
+            }
+        }
     }
 
     fn on_proc(&mut self, event: ProcEvent) -> Option<Input> {
@@ -438,9 +486,21 @@ impl Driver {
         settings: &TargetSettings,
         key: ProcKey,
     ) -> Result<u32> {
-        let check = settings.ready.clone();
+        let mut check = settings.ready.clone();
         // The configured `env` first: what cargo hot sets below must win.
         let mut env: Vec<(OsString, OsString)> = settings.env.clone();
+        let mut args = settings.args.clone();
+        // A proxied run gets a fresh port of its own: in its environment, for `{port}` in its
+        // arguments, and as its readiness check unless it has one.
+        let mut proxied = None;
+        if let (Some(port_env), Some(proxy)) = (&settings.port_env, &self.proxy) {
+            let name = target.to_string();
+            let port = proxy.backend_port_for_new_run(&name)?;
+            env.push(launch::port_env(port_env, port));
+            args = launch::substitute_port(&args, port);
+            check = launch::ready_check(&check, port);
+            proxied = Some((name, port));
+        }
         // A `log:` check must see the output, so it cannot go straight to the terminal.
         let output = if self.inherit_output && !matches!(check, ReadyCheck::Log(_)) {
             Io::Inherit
@@ -480,7 +540,7 @@ impl Driver {
         let spawn = Spawn {
             program: program.to_path_buf(),
             arg0: Some(target.name.clone().into()),
-            args: settings.args.clone(),
+            args,
             cwd: Some(settings.cwd.clone()),
             env,
             env_remove,
@@ -500,8 +560,18 @@ impl Driver {
             own_group: true,
             take_terminal: foreground,
         };
-        let child = process::spawn(&spawn, key, &self.proc_tx)
-            .with_context(|| format!("failed to start {}", program.display()))?;
+        let child = match process::spawn(&spawn, key, &self.proc_tx) {
+            Ok(child) => child,
+            Err(error) => {
+                if let (Some((name, port)), Some(proxy)) = (&proxied, &self.proxy) {
+                    proxy.exited(name, *port);
+                }
+                return Err(error.context(format!("failed to start {}", program.display())));
+            }
+        };
+        if let Some(run) = proxied {
+            self.ports.insert(key, run);
+        }
         if foreground {
             self.foreground.insert(key, child.pid);
         }

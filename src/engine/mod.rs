@@ -48,8 +48,9 @@ pub use self::protocol::{Action, Input};
 use self::protocol::{Reloaded, ReloadedConfig};
 use self::swap::{watch_spec, Swap};
 use crate::config::{OutputFormat, RunConfig, Verbosity};
-use crate::event::{Event, ListeningSocket};
+use crate::event::{Event, ListeningSocket, ProxyAddress};
 use crate::process::Reaper;
+use crate::proxy::{self, Proxy};
 use crate::ready;
 use crate::sockets::Sockets;
 use crate::staging::StagingDir;
@@ -77,6 +78,17 @@ pub fn run(mut config: RunConfig) -> Result<i32> {
     // cargo hot exits: the sockets outlive every restart.
     let sockets = Sockets::bind(&config.listen)?;
     config.check_restart_flags(&targets, &sockets)?;
+    let (proxy_tx, proxy_rx) = crossbeam_channel::unbounded();
+    let proxy = if config.proxy.is_empty() {
+        None
+    } else {
+        let options = proxy::Options {
+            wait: config.proxy_wait,
+            reload: config.reload,
+            ..proxy::Options::default()
+        };
+        Some(Proxy::bind(&config.proxy, options, proxy_tx)?)
+    };
 
     let (signal_tx, signal_rx) = crossbeam_channel::unbounded();
     let _signals = crate::process::forward_signals(signal_tx)?;
@@ -124,6 +136,7 @@ pub fn run(mut config: RunConfig) -> Result<i32> {
         ui, watcher, reaper, proc_tx, ready_tx, loader, staging, sockets,
     );
     driver.notify = notify;
+    driver.proxy = proxy;
     driver.inherit_output = !several && config.output.format == OutputFormat::Human;
     driver.stdin_target = config.stdin_target.clone();
     driver.manifests = manifests;
@@ -133,6 +146,7 @@ pub fn run(mut config: RunConfig) -> Result<i32> {
     let mut swap = Swap::new(config, targets, listen_specs, wants_notify, &mut cx);
     announce_watching(&mut driver, &cx.workspace, swap.targets());
     announce_sockets(&mut driver, swap.targets());
+    announce_proxies(&mut driver);
     swap.start(&mut cx, Instant::now());
     let mut core = Core::new(cx, swap);
     let first = core.handle(Input::Tick, Instant::now());
@@ -146,6 +160,7 @@ pub fn run(mut config: RunConfig) -> Result<i32> {
             signals: signal_rx,
             ready: ready_rx,
             keys,
+            proxy: proxy_rx,
         },
     )
 }
@@ -220,6 +235,7 @@ pub fn run_rounds(options: crate::rounds::Options) -> Result<i32> {
             signals: signal_rx,
             ready: ready_rx,
             keys,
+            proxy: never(),
         },
     )
 }
@@ -266,4 +282,19 @@ fn announce_sockets(driver: &mut Driver, targets: &[workspace::TargetId]) {
     if !sockets.is_empty() {
         driver.ui.emit(&Event::Listening { sockets });
     }
+}
+
+fn announce_proxies(driver: &mut Driver) {
+    let Some(proxy) = &driver.proxy else {
+        return;
+    };
+    let proxies = proxy
+        .bindings()
+        .iter()
+        .map(|b| ProxyAddress {
+            address: b.addr.to_string(),
+            target: b.target.clone(),
+        })
+        .collect();
+    driver.ui.emit(&Event::Proxying { proxies });
 }

@@ -63,6 +63,13 @@ pub enum Input {
     Ready {
         key: ProcKey,
     },
+    /// A replaced process of a proxied target has no requests left (answers
+    /// [`ProxyCall::Retire`]).
+    Drained {
+        key: ProcKey,
+    },
+    /// The proxy has something to say under `-v`.
+    ProxyNote(String),
     Key(Key),
     /// SIGINT, SIGTERM or SIGHUP.
     Signal(i32),
@@ -149,10 +156,31 @@ pub enum Action {
     WatchExact(Vec<ScriptWatch>),
     /// A target needs the notify socket: start it if it is not running.
     StartNotifySocket,
+    /// Tell the `--proxy` server what happened.
+    Proxy(ProxyCall),
     /// Flush the runner's stdout (a round's summary must follow its whole output).
     FlushStdout,
     /// Everything is done: exit with this code.
     Exit(i32),
+}
+
+/// What the `--proxy` server is told ([`crate::proxy::Proxy`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProxyCall {
+    Building,
+    /// cargo's rendered error: its stderr as printed.
+    BuildFailed(String),
+    BuildOk,
+    /// The process `key` of `target` is ready: requests go to it, pages reload.
+    Serve {
+        target: TargetId,
+        key: ProcKey,
+        pid: u32,
+    },
+    /// The process `key` was replaced: no new requests; [`Input::Drained`] once it has none.
+    Retire {
+        key: ProcKey,
+    },
 }
 
 /// The inputs of [`Action::Stage`].

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::core::{Core, Ctx, Workload};
-use super::protocol::{Action, Input, Reloaded, ReloadedConfig, StageResult, Staging};
+use super::protocol::{Action, Input, ProxyCall, Reloaded, ReloadedConfig, StageResult, Staging};
 use super::rounds::Rounds;
 use super::swap::Swap;
 use crate::build::Staged;
@@ -70,6 +70,8 @@ struct Setup {
     hooks: Vec<(Option<TargetId>, Stage, &'static str)>,
     /// `--listen` for api: it then overlaps, with a readiness check.
     listen_api: bool,
+    /// `--proxy api=127.0.0.1:3000`: api's replaced runs drain before they stop.
+    proxy_api: bool,
 }
 
 fn run_harness(setup: Setup) -> Harness<Swap> {
@@ -105,6 +107,12 @@ fn run_harness(setup: Setup) -> Harness<Swap> {
             .ready
             .push(crate::ready::ReadySpec::parse("api=notify").unwrap());
     }
+    if setup.proxy_api {
+        config.proxy = vec![crate::proxy::Binding {
+            target: "api".into(),
+            addr: "127.0.0.1:3000".parse().unwrap(),
+        }];
+    }
     let mut cx = Ctx::new(ws.workspace(), 10 * MS, false);
     let mut swap = Swap::new(config, vec![api(), worker()], sockets, false, &mut cx);
     let now = Instant::now();
@@ -129,6 +137,8 @@ fn empty_layer() -> TargetLayer {
         env: Default::default(),
         cwd: None,
         listen: None,
+        proxy: None,
+        proxy_port_env: None,
         ready: None,
         signal: None,
         stop_timeout: None,
@@ -882,6 +892,112 @@ fn a_spawn_that_fails_is_reported_and_the_old_process_keeps_serving() {
         signals(&actions).iter().all(|(_, s)| *s == Signal::KILL),
         "the old one is not touched, only cargo's group is cleaned up"
     );
+}
+
+fn proxy_calls(actions: &[Action]) -> Vec<ProxyCall> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Proxy(call) => Some(call.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn proxied() -> Harness<Swap> {
+    run_harness(Setup {
+        proxy_api: true,
+        ..Setup::default()
+    })
+}
+
+#[test]
+fn a_proxied_target_is_served_once_its_port_accepts_and_drains_before_it_stops() {
+    let mut h = proxied();
+    assert_eq!(proxy_calls(&h.started), [ProxyCall::Building]);
+    assert!(h
+        .started
+        .iter()
+        .any(|a| matches!(a, Action::ExpectReady(t) if t.contains(&"api".to_string()))));
+    let actions = h.build_succeeds(&[("api", 1), ("worker", 2)]);
+    assert_eq!(
+        proxy_calls(&actions),
+        [ProxyCall::BuildOk],
+        "api waits for its port; worker is not proxied"
+    );
+    let (old_key, old_pid) = (h.key_of("api"), h.pid_of("api"));
+    let actions = h.feed(Input::Ready { key: old_key });
+    assert_eq!(
+        proxy_calls(&actions),
+        [ProxyCall::Serve {
+            target: api(),
+            key: old_key,
+            pid: old_pid
+        }]
+    );
+
+    h.change("web/src/lib.rs");
+    h.build_succeeds(&[("api", 3)]);
+    let (new_key, new_pid) = (h.key_of("api"), h.pid_of("api"));
+    assert_ne!(new_key, old_key, "the new run starts beside the old");
+    let actions = h.feed(Input::Ready { key: new_key });
+    assert_eq!(
+        proxy_calls(&actions),
+        [
+            ProxyCall::Serve {
+                target: api(),
+                key: new_key,
+                pid: new_pid
+            },
+            ProxyCall::Retire { key: old_key }
+        ]
+    );
+    assert!(
+        signals(&actions).is_empty(),
+        "the old run finishes its requests"
+    );
+    let actions = h.feed(Input::Drained { key: old_key });
+    assert_eq!(signals(&actions), [(old_pid, Signal::TERM)]);
+}
+
+#[test]
+fn the_proxy_hears_of_every_build_and_gets_the_error() {
+    let mut h = proxied();
+    h.build_succeeds(&[("api", 1), ("worker", 2)]);
+    let actions = h.change("web/src/lib.rs");
+    assert_eq!(proxy_calls(&actions), [ProxyCall::Building]);
+    let actions = h.build_fails();
+    assert_eq!(
+        proxy_calls(&actions),
+        [ProxyCall::BuildFailed(
+            "error[E0308]: mismatched types".into()
+        )]
+    );
+    h.change("web/src/lib.rs");
+    let actions = h.build_succeeds(&[("api", 1)]);
+    assert_eq!(
+        proxy_calls(&actions),
+        [ProxyCall::BuildOk],
+        "the fix restarts nothing (same executable), and the overlay goes"
+    );
+}
+
+#[test]
+fn without_a_proxy_nothing_is_told() {
+    let mut h = Harness::running();
+    h.change("web/src/lib.rs");
+    let mut actions = h.build_fails();
+    actions.extend(h.feed(Input::Ready {
+        key: h.key_of("api"),
+    }));
+    assert!(proxy_calls(&actions).is_empty());
+}
+
+#[test]
+fn a_proxy_note_is_shown_under_verbose_only() {
+    let mut h = proxied();
+    let actions = h.feed(Input::ProxyNote("left a page alone".into()));
+    assert!(events(&actions).is_empty());
 }
 
 fn rounds_harness(postpone: bool) -> Harness<Rounds> {

@@ -399,3 +399,77 @@ fn huge_timeouts_never_overflow_a_deadline() {
     assert!(job.deadline().is_some_and(|d| d > now));
     assert_eq!(procs.signals, vec![(100, Signal::TERM)]);
 }
+
+/// A proxied job (`Handoff::Drain`) whose first process (pid 100, key 1) serves.
+fn draining_serving() -> (Job, Recorder, Instant) {
+    let (mut job, mut procs, now) = (
+        job_with(Handoff::Drain, Some(Duration::from_secs(30))),
+        Recorder::default(),
+        Instant::now(),
+    );
+    replace(&mut job, staged(1), "start", &mut procs, now);
+    assert!(job.on_ready(1, &mut procs, now));
+    procs.events.clear();
+    (job, procs, now)
+}
+
+#[test]
+fn drain_stops_the_old_only_once_it_has_drained() {
+    let (mut job, mut procs, now) = draining_serving();
+    replace(&mut job, staged(2), "core changed", &mut procs, now);
+    assert_eq!(procs.spawned.len(), 2, "the new one starts beside the old");
+    assert!(job.on_ready(2, &mut procs, now));
+    assert!(
+        procs.signals.is_empty(),
+        "the old one finishes its requests"
+    );
+    assert_eq!(job.serving().map(|r| r.pid), Some(101));
+    assert_eq!(job.draining().map(|r| r.pid).collect::<Vec<_>>(), [100]);
+    assert!(job.is_alive());
+    assert_eq!(
+        job.staged_in_use().count(),
+        2,
+        "the old copy is still in use"
+    );
+
+    assert!(!job.on_drained(2, &mut procs, now), "2 serves");
+    assert!(job.on_drained(1, &mut procs, now));
+    assert_eq!(procs.signals, [(100, Signal::TERM)]);
+    assert!(on_exit(&mut job, 1, exited(0), &mut procs, now));
+    assert_eq!(
+        names(&procs.events),
+        [
+            "started 101",
+            "ready 101",
+            "stopping 100 (new build ready, requests answered)",
+            "exited 100 expected=true"
+        ]
+    );
+    assert_eq!(job.draining().count(), 0);
+}
+
+#[test]
+fn drain_quit_stops_draining_processes_too() {
+    let (mut job, mut procs, now) = draining_serving();
+    replace(&mut job, staged(2), "change", &mut procs, now);
+    job.on_ready(2, &mut procs, now);
+    job.stop("quit", &mut procs, now);
+    let mut stopped: Vec<u32> = procs.signals.iter().map(|(pid, _)| *pid).collect();
+    stopped.sort();
+    assert_eq!(stopped, [100, 101]);
+    assert_eq!(job.draining().count(), 0);
+}
+
+#[test]
+fn drain_a_draining_process_that_exits_on_its_own_is_gone() {
+    let (mut job, mut procs, now) = draining_serving();
+    replace(&mut job, staged(2), "change", &mut procs, now);
+    job.on_ready(2, &mut procs, now);
+    assert!(on_exit(&mut job, 1, exited(1), &mut procs, now));
+    assert_eq!(
+        names(&procs.events).last().unwrap(),
+        "exited 100 expected=false"
+    );
+    assert!(job.crashed.is_none(), "the new one serves");
+    assert!(!job.on_drained(1, &mut procs, now));
+}

@@ -170,6 +170,13 @@ impl Lines {
                     .collect();
                 ("Listening", Tone::Good, list.join("; "))
             }
+            Event::Proxying { proxies } => {
+                let list: Vec<String> = proxies
+                    .iter()
+                    .map(|p| format!("http://{} for {}", p.address, p.target))
+                    .collect();
+                ("Proxying", Tone::Good, list.join("; "))
+            }
             Event::Started { target, pid, .. } => {
                 ("Started", Tone::Good, format!("{target} (pid {pid})"))
             }

@@ -13,6 +13,7 @@ mod faults;
 mod handoff;
 mod harness;
 mod lifecycle;
+mod proxy;
 mod snapshots;
 mod staging;
 mod tui;

@@ -8,7 +8,7 @@ use anyhow::Result;
 use crate::build::Staged;
 use crate::config::TargetSettings;
 use crate::engine::core::Ctx;
-use crate::engine::protocol::Action;
+use crate::engine::protocol::{Action, ProxyCall};
 use crate::event::Event;
 use crate::process::{ProcKey, Signal};
 use crate::supervisor::Processes;
@@ -31,6 +31,12 @@ impl<'a> Effects<'a> {
             settings,
             events: Vec::new(),
         }
+    }
+
+    fn proxied(&self, target: &TargetId) -> bool {
+        self.settings
+            .get(target)
+            .is_some_and(|s| s.port_env.is_some())
     }
 
     pub(super) fn flush(self) {
@@ -69,5 +75,21 @@ impl Processes for Effects<'_> {
 
     fn event(&mut self, event: Event) {
         self.events.push(event);
+    }
+
+    fn serve(&mut self, target: &TargetId, key: ProcKey, pid: u32) {
+        if self.proxied(target) {
+            self.cx.push(Action::Proxy(ProxyCall::Serve {
+                target: target.clone(),
+                key,
+                pid,
+            }));
+        }
+    }
+
+    fn drain(&mut self, target: &TargetId, key: ProcKey) {
+        if self.proxied(target) {
+            self.cx.push(Action::Proxy(ProxyCall::Retire { key }));
+        }
     }
 }

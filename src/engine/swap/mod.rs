@@ -28,7 +28,8 @@ use anyhow::Result;
 
 use super::core::{Ctx, Workload};
 use super::protocol::{
-    Action, Input, Reloaded, ReloadedConfig, StageRequest, StageResult, StageTarget, Staging,
+    Action, Input, ProxyCall, Reloaded, ReloadedConfig, StageRequest, StageResult, StageTarget,
+    Staging,
 };
 use crate::build::{self, Build, Progress, Staged};
 use crate::config::{RunConfig, TargetSettings};
@@ -146,7 +147,8 @@ impl Swap {
         for target in &targets {
             let sockets = self.sockets.iter().filter(|s| s.applies_to(target)).count();
             let settings = self.config.target_settings(target, sockets);
-            if settings.ready != ReadyCheck::Started {
+            // A proxied run is probed on its port even without a check of its own.
+            if settings.ready != ReadyCheck::Started || settings.port_env.is_some() {
                 expect_ready.push(target.to_string());
             }
             self.settings.insert(target.clone(), settings);
@@ -257,6 +259,7 @@ impl Swap {
             build: Build::new(targets, build::package_names(&cx.workspace), now),
             stderr: Vec::new(),
         });
+        self.tell_proxy(cx, ProxyCall::Building);
         cx.spawn_cargo(spawn);
     }
 
@@ -361,6 +364,12 @@ impl Swap {
         }
         let restart_all = std::mem::take(&mut self.restart_all);
         if !outcome.ok {
+            let rendered: Vec<String> = active
+                .stderr
+                .iter()
+                .map(|line| String::from_utf8_lossy(line).into_owned())
+                .collect();
+            self.tell_proxy(cx, ProxyCall::BuildFailed(rendered.join("\n")));
             cx.push(Action::ShowCargoFailure(active.stderr));
             cx.emit(Event::BuildFinished {
                 ok: false,
@@ -394,6 +403,10 @@ impl Swap {
             self.script_watches = watches.clone();
             cx.push(Action::WatchExact(watches));
         }
+        if self.finishing.is_none() {
+            return;
+        }
+        self.tell_proxy(cx, ProxyCall::BuildOk);
         let Some(finishing) = &self.finishing else {
             return;
         };
@@ -486,6 +499,12 @@ impl Swap {
                 message: "the listening sockets changed: cargo hot binds them once, so restart cargo hot to apply that".into(),
             });
             config.listen = self.config.listen.clone();
+        }
+        if config.proxy != self.config.proxy {
+            cx.emit(Event::Warning {
+                message: "the --proxy addresses changed: cargo hot binds them once, so restart cargo hot to apply that".into(),
+            });
+            config.proxy = self.config.proxy.clone();
         }
         self.config = *config;
         cx.debounce = self.config.debounce;
@@ -618,6 +637,8 @@ impl Workload for Swap {
                 self.each_job(cx, |job, fx| job.on_spawn_failed(key, &error, fx))
             }
             Input::Ready { key } => self.each_job(cx, |job, fx| job.on_ready(key, fx, now)),
+            Input::Drained { key } => self.each_job(cx, |job, fx| job.on_drained(key, fx, now)),
+            Input::ProxyNote(note) => cx.warn_verbose(note),
             Input::Exited { key, status } => {
                 self.each_job(cx, |job, fx| job.on_exit(key, status, fx));
                 // Jobs of targets removed from the workspace leave once they are gone.
@@ -711,6 +732,13 @@ impl Swap {
             self.changed.clear();
         } else {
             self.request_build(cx, wanted, now);
+        }
+    }
+
+    /// Tells the proxy, if there is one, what the builds do.
+    fn tell_proxy(&self, cx: &mut Ctx, call: ProxyCall) {
+        if !self.config.proxy.is_empty() {
+            cx.push(Action::Proxy(call));
         }
     }
 
