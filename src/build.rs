@@ -62,6 +62,7 @@ pub fn command(opts: &CargoOptions, targets: &[TargetId], cwd: &Path) -> Spawn {
         pass_fds: Vec::new(),
         listen_pid: false,
         own_group: true,
+        take_terminal: false,
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::duration::parse_duration;
+use crate::duration::{parse_duration, parse_poll_interval};
 
 /// `KEY=VAL` for `--env`: the name must be non-empty; the value may be empty or hold `=`.
 fn parse_env(text: &str) -> Result<(String, String), String> {
@@ -230,7 +230,7 @@ pub struct RunArgs {
     /// Poll the file system instead of using native events (Docker bind mounts, network
     /// shares); INTERVAL defaults to 500ms.
     #[arg(long, value_name = "INTERVAL", num_args = 0..=1, require_equals = true,
-          default_missing_value = "500ms", value_parser = parse_duration, help_heading = "Watching")]
+          default_missing_value = "500ms", value_parser = parse_poll_interval, help_heading = "Watching")]
     pub poll: Option<Duration>,
     /// Never poll, not even where native file events do not arrive (beats `poll` in the
     /// configuration and the automatic choice on 9p, NFS, CIFS, virtiofs and WSL drives).
@@ -415,7 +415,7 @@ pub struct WatchArgs {
     pub hot_config: Option<PathBuf>,
     /// Poll the file system instead of using native events; INTERVAL defaults to 500ms.
     #[arg(long, value_name = "INTERVAL", num_args = 0..=1, require_equals = true,
-          default_missing_value = "500ms", value_parser = parse_duration, help_heading = "Watching")]
+          default_missing_value = "500ms", value_parser = parse_poll_interval, help_heading = "Watching")]
     pub poll: Option<Duration>,
     /// Ignore paths matching this gitignore-style glob, on top of .gitignore; repeatable.
     #[arg(
@@ -509,6 +509,30 @@ mod tests {
             Some(Duration::from_secs(2))
         );
         assert_eq!(parse(&["cargo-hot"]).run.poll, None);
+    }
+
+    /// `--poll=0` busy-looped at 100% CPU; huge durations panicked later on.
+    #[test]
+    fn a_zero_poll_and_huge_durations_are_refused() {
+        let error = |argv: &[&str]| {
+            Cli::try_parse_from(normalize_args(argv.iter().map(OsString::from).collect()))
+                .unwrap_err()
+                .to_string()
+        };
+        for argv in [
+            ["cargo-hot", "--poll=0"].as_slice(),
+            ["cargo-hot", "test", "--poll=0ms"].as_slice(),
+        ] {
+            let message = error(argv);
+            assert!(
+                message.contains("the minimum is 10ms"),
+                "{argv:?}: {message}"
+            );
+        }
+        for flag in ["--debounce", "--stop-timeout", "--ready-timeout"] {
+            let message = error(&["cargo-hot", flag, "9999999999999999999s"]);
+            assert!(message.contains("longest duration"), "{flag}: {message}");
+        }
     }
 
     #[test]

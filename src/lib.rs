@@ -28,6 +28,7 @@ pub mod ready;
 pub mod rounds;
 pub mod shell;
 pub mod sockets;
+pub mod staging;
 pub mod supervisor;
 pub mod ui;
 pub mod watcher;
@@ -98,8 +99,10 @@ fn print_error(error: &anyhow::Error) {
         );
         return;
     }
-    eprintln!("{label} {error}");
+    // Errors quote paths, which may hold terminal escapes.
+    let escape = |text: String| ui::plain::escape_controls(&text, true);
+    eprintln!("{label} {}", escape(error.to_string()));
     for cause in error.chain().skip(1) {
-        eprintln!("  caused by: {cause}");
+        eprintln!("  caused by: {}", escape(cause.to_string()));
     }
 }

@@ -195,6 +195,8 @@ pub enum ReadyMsg {
     /// The check of the process with this key succeeded: a `tcp:`/`http:` probe answered, or
     /// `READY=1` came on the run's own notify socket ([`NotifySocket::path_for`]).
     Probed(ProcKey),
+    /// Part of a notify message of the run `key` was not acted on (shown with `-v`).
+    Ignored { key: ProcKey, what: String },
 }
 
 /// Stops a polling probe when dropped: the process exited, became ready, or was stopped.

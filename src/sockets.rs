@@ -336,4 +336,25 @@ mod tests {
             "mine"
         );
     }
+
+    /// Another program's live datagram socket answers a stream connect with EPROTOTYPE: that is
+    /// not "stale", and the socket must survive.
+    #[cfg(unix)]
+    #[test]
+    fn a_live_datagram_socket_is_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dgram.sock");
+        let live = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        let spec = ListenSpec::parse("unix:dgram.sock", dir.path()).unwrap();
+        let err = format!("{:#}", Sockets::bind(&[spec]).unwrap_err());
+        assert!(
+            err.contains(&path.display().to_string()) && err.contains("left alone"),
+            "{err}"
+        );
+        let client = std::os::unix::net::UnixDatagram::unbound().unwrap();
+        client.send_to(b"still here", &path).unwrap();
+        let mut buf = [0u8; 16];
+        let n = live.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"still here");
+    }
 }

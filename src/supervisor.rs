@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 
 use crate::build::Staged;
-use crate::duration::human_duration;
+use crate::duration::{deadline_after, human_duration};
 use crate::event::Event;
 use crate::process::{ExitInfo, ProcKey, Signal};
 use crate::workspace::TargetId;
@@ -391,7 +391,7 @@ impl Job {
         });
         self.retiring.push(Retiring {
             run,
-            kill_deadline: now + self.policy.stop.timeout,
+            kill_deadline: deadline_after(now, self.policy.stop.timeout),
             killed: false,
         });
     }
@@ -442,7 +442,7 @@ impl Job {
             Some(timeout) => {
                 self.starting = Some(Starting {
                     run,
-                    ready_deadline: now + timeout,
+                    ready_deadline: deadline_after(now, timeout),
                 })
             }
             None => self.promote(run, procs, now),

@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{Map, Value};
 
-use crate::duration::parse_duration;
+use crate::duration::{check_poll_interval, duration_from_millis, parse_duration};
 use crate::hooks::{Hook, Hooks, Stage};
 use crate::process::Signal;
 use crate::proxy::ProxySpec;
@@ -64,6 +64,8 @@ pub struct Layer {
     pub watch: Vec<WatchEntry>,
     /// Workspace-wide hooks.
     pub hooks: Hooks,
+    /// `hook-timeout`: how long any hook may run before it is killed.
+    pub hook_timeout: Option<Duration>,
 }
 
 /// `targets.<bin>`: how one target is run.
@@ -142,6 +144,7 @@ pub(super) const TOP_KEYS: &[&str] = &[
     "before-build",
     "after-build",
     "before-start",
+    "hook-timeout",
 ];
 const PACKAGE_KEYS: &[&str] = &["targets", "watch"];
 const TARGET_KEYS: &[&str] = &[
@@ -206,9 +209,12 @@ pub fn parse(value: &Value, source: &Source) -> Result<Layer> {
                 layer.poll = Some(match value {
                     Value::Bool(false) => None,
                     Value::Bool(true) => Some(Duration::from_millis(500)),
-                    other => Some(ctx.duration(other, &path).map_err(|_| {
-                        ctx.expected(&path, "true, false or an interval like \"500ms\"", other)
-                    })?),
+                    other => {
+                        let every = ctx.duration(other, &path).map_err(|_| {
+                            ctx.expected(&path, "true, false or an interval like \"500ms\"", other)
+                        })?;
+                        Some(check_poll_interval(every).map_err(|e| ctx.invalid(&path, e))?)
+                    }
                 })
             }
             "ignore" => layer.ignore = ctx.strings(value, &path)?,
@@ -217,6 +223,16 @@ pub fn parse(value: &Value, source: &Source) -> Result<Layer> {
                 Value::Bool(b) => layer.clear = Some(*b),
                 other => return Err(ctx.expected(&path, "true or false", other)),
             },
+            "hook-timeout" => {
+                let timeout = ctx.duration(value, &path)?;
+                if timeout.is_zero() {
+                    return Err(ctx.invalid(
+                        &path,
+                        anyhow!("a hook timeout of 0 would kill every hook at once: give a duration such as \"10m\""),
+                    ));
+                }
+                layer.hook_timeout = Some(timeout);
+            }
             "before-build" | "after-build" | "before-start" => {
                 let (stage, hook) = ctx.hook(key, value, &path)?;
                 layer.hooks.set(stage, hook);
@@ -339,10 +355,10 @@ impl Ctx<'_> {
     fn duration(&self, value: &Value, path: &str) -> Result<Duration> {
         match value {
             Value::String(text) => parse_duration(text).map_err(|e| self.invalid(path, e)),
-            Value::Number(n) => n
-                .as_u64()
-                .map(Duration::from_millis)
-                .ok_or_else(|| self.expected(path, "a duration like \"10s\" or \"50ms\"", value)),
+            Value::Number(n) => match n.as_u64() {
+                Some(ms) => duration_from_millis(ms).map_err(|e| self.invalid(path, e)),
+                None => Err(self.expected(path, "a duration like \"10s\" or \"50ms\"", value)),
+            },
             other => Err(self.expected(path, "a duration like \"10s\" or \"50ms\"", other)),
         }
     }
@@ -706,6 +722,38 @@ mod tests {
         );
         assert_eq!(parse_ws("").unwrap(), Layer::default());
         assert!(error("poll = \"often\"").contains("`workspace.metadata.hot.poll`"));
+        for zero in ["poll = 0", "poll = \"0ms\""] {
+            let e = error(zero);
+            assert!(
+                e.contains("`workspace.metadata.hot.poll`") && e.contains("the minimum is 10ms"),
+                "{zero}: {e}"
+            );
+        }
+        for huge in [
+            "debounce = 9223372036854775807",
+            "debounce = \"9999999999999999999s\"",
+        ] {
+            let e = error(huge);
+            assert!(
+                e.contains("`workspace.metadata.hot.debounce`") && e.contains("24h"),
+                "{huge}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn hook_timeout_is_a_positive_duration() {
+        assert_eq!(
+            parse_ws("hook-timeout = \"30s\"").unwrap().hook_timeout,
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(parse_ws("").unwrap().hook_timeout, None);
+        let e = error("hook-timeout = \"0s\"");
+        assert!(
+            e.contains("`workspace.metadata.hot.hook-timeout`") && e.contains("10m"),
+            "{e}"
+        );
+        assert!(error("hook-timeout = true").contains("expected a duration"));
     }
 
     #[test]

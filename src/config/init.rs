@@ -118,6 +118,8 @@ run = [{run}]
 # clear = true
 # Environment variables for every target, from a dotenv file (a change restarts them).
 # env-file = ".env"
+# How long a hook (before-build, after-build, before-start) may run before it is killed.
+# hook-timeout = "10m"
 "#
     );
     for name in &names {

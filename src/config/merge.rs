@@ -34,6 +34,15 @@ pub struct HotConfig {
     pub watch: Vec<(WatchEntry, Vec<TargetId>)>,
     /// Workspace-wide hooks; a target's own are in `targets`.
     pub hooks: Hooks,
+    /// `hook-timeout`; [`HotConfig::hook_timeout`] applies the default.
+    pub hook_timeout: Option<Duration>,
+}
+
+impl HotConfig {
+    /// How long a hook may run before it is killed.
+    pub fn hook_timeout(&self) -> Duration {
+        self.hook_timeout.unwrap_or(crate::hooks::DEFAULT_TIMEOUT)
+    }
 }
 
 /// Reads every layer the workspace has, plus `config_file`, and merges them.
@@ -95,6 +104,7 @@ pub fn merge(layers: &[(Layer, Source)], runnable: &[TargetId]) -> Result<HotCon
             merged.env_file.clone_from(&layer.env_file);
         }
         merged.hooks.overlay(&layer.hooks);
+        merged.hook_timeout = layer.hook_timeout.or(merged.hook_timeout);
         for (name, target) in &layer.targets {
             let id = resolver.target(name, &resolver.key(&format!("targets.{name}")))?;
             overlay(merged.targets.entry(id).or_default(), target);

@@ -25,13 +25,14 @@ use super::protocol::{
 };
 use super::settle;
 use crate::build;
-use crate::config::TargetSettings;
+use crate::config::{TargetSettings, Verbosity};
 use crate::event::Event;
 use crate::hooks;
 use crate::process::{self, Io, ProcEvent, ProcKey, Reaper, Signal, Spawn};
 use crate::proxy::{launch, Proxy, ProxyMsg};
 use crate::ready::{self, PollerGuard, ReadyCheck, ReadyMsg};
 use crate::sockets::Sockets;
+use crate::staging::StagingDir;
 use crate::ui::{Key, Ui};
 use crate::watcher::{WatchMsg, Watcher};
 use crate::workspace::{BuildKnowledge, TargetId};
@@ -60,6 +61,9 @@ pub struct Driver {
     pub results_tx: Sender<Input>,
     pub results: Receiver<Input>,
     pub loader: std::sync::Arc<Loader>,
+    /// This instance's own staging directory (removed at exit).
+    pub staging: StagingDir,
+    /// `staging`'s path.
     pub hot_dir: PathBuf,
     pub sockets: Sockets,
     pub notify: Option<ready::NotifySocket>,
@@ -68,9 +72,9 @@ pub struct Driver {
     /// One target with plain output gets the terminal itself (colours, progress bars); the
     /// live view needs every line to come through the UI, above its status area.
     pub inherit_output: bool,
-    /// `--stdin`: this target shares our process group, the terminal's foreground group, so
-    /// it can read the terminal (a background group would be stopped by SIGTTIN) and gets
-    /// Ctrl-C from the terminal itself, like a child of a shell script.
+    /// `--stdin`: this target's process group is made the terminal's foreground group while
+    /// it runs, so it can read the terminal (a background group would be stopped by SIGTTIN)
+    /// and gets Ctrl-C from the terminal itself, like a job in a shell.
     pub stdin_target: Option<String>,
     /// Package name → (directory, version), for the CARGO_* variables `cargo run` sets.
     pub manifests: HashMap<String, (PathBuf, String)>,
@@ -80,11 +84,13 @@ pub struct Driver {
     targets: HashMap<ProcKey, (String, usize)>,
     /// Target name → colour index, stable for the session.
     colors: HashMap<String, usize>,
-    /// Live processes of the `--stdin` target (key → pid): not group leaders, so they are
-    /// signalled by pid.
+    /// Live processes of the `--stdin` target (key → pid): the last one to go gives the
+    /// terminal back to cargo hot.
     foreground: HashMap<ProcKey, u32>,
     /// The readiness checks still pending, by process.
     probes: HashMap<ProcKey, Probe>,
+    /// Hooks running, by id, until their [`Input::HookDone`] comes back.
+    hooks: HashMap<u64, hooks::RunningHook>,
     /// Proxied processes: key → (target, the port it was given).
     ports: HashMap<ProcKey, (String, u16)>,
 }
@@ -110,7 +116,7 @@ impl Driver {
         proc_tx: Sender<ProcEvent>,
         ready_tx: Sender<ReadyMsg>,
         loader: Loader,
-        hot_dir: PathBuf,
+        staging: StagingDir,
         sockets: Sockets,
     ) -> Driver {
         let (results_tx, results) = crossbeam_channel::unbounded();
@@ -123,7 +129,8 @@ impl Driver {
             results_tx,
             results,
             loader: std::sync::Arc::new(loader),
-            hot_dir,
+            hot_dir: staging.path().to_path_buf(),
+            staging,
             sockets,
             notify: None,
             proxy: None,
@@ -135,6 +142,7 @@ impl Driver {
             colors: HashMap::new(),
             foreground: HashMap::new(),
             probes: HashMap::new(),
+            hooks: HashMap::new(),
             ports: HashMap::new(),
         }
     }
@@ -180,7 +188,13 @@ impl Driver {
                 recv(procs) -> event => self.on_proc(event.context("process event channel closed")?),
                 recv(signals) -> signal => Some(Input::Signal(signal.context("signal channel closed")?)),
                 recv(ready) -> msg => self.on_ready(msg.context("readiness channel closed")?),
-                recv(results) -> input => Some(input.context("result channel closed")?),
+                recv(results) -> input => {
+                    let input = input.context("result channel closed")?;
+                    if let Input::HookDone { id, .. } = &input {
+                        self.hooks.remove(id);
+                    }
+                    Some(input)
+                },
                 recv(proxy) -> msg => match msg {
                     Ok(ProxyMsg::Drained { target, port }) => self
                         .ports
@@ -299,7 +313,12 @@ impl Driver {
                     });
                 }
             }
-            Action::RunHook(run) => self.run_hook(*run),
+            Action::RunHook(run) => self.run_hook(*run, pending),
+            Action::KillHook { id } => {
+                if let Some(hook) = self.hooks.get(&id) {
+                    hook.kill();
+                }
+            }
             Action::Reload => {
                 let (loader, tx) = (self.loader.clone(), self.results_tx.clone());
                 let spawned = std::thread::Builder::new()
@@ -353,9 +372,7 @@ impl Driver {
                     }
                 }
             }
-            Action::FlushStdout => {
-                let _ = std::io::Write::flush(&mut std::io::stdout());
-            }
+            Action::FlushStdout => self.ui.flush(),
             Action::Exit(code) => return Some(code),
         }
         None
@@ -399,8 +416,16 @@ impl Driver {
                 })
             }
             ProcEvent::Exited { key, status } => {
-                // From here on its pid may be reused: never signal it alone again.
-                self.foreground.remove(&key);
+                // The terminal comes back to cargo hot when its `--stdin` target is gone and
+                // no newer one holds it.
+                if self.foreground.remove(&key).is_some() && self.foreground.is_empty() {
+                    process::reclaim_terminal();
+                    // Ctrl-C reached only the group that had the terminal. Like a shell
+                    // script whose command died of it, cargo hot stops too.
+                    if status.signal == Some(Signal::INT.0) {
+                        let _ = self.results_tx.send(Input::Signal(Signal::INT.0));
+                    }
+                }
                 Some(Input::Exited { key, status })
             }
         }
@@ -408,7 +433,21 @@ impl Driver {
 
     /// A readiness report from a probe thread or the notify socket.
     fn on_ready(&mut self, msg: ReadyMsg) -> Option<Input> {
-        let ReadyMsg::Probed(key) = msg;
+        let key = match msg {
+            ReadyMsg::Probed(key) => key,
+            ReadyMsg::Ignored { key, what } => {
+                if self.ui.verbosity() == Verbosity::Verbose {
+                    let target = self
+                        .targets
+                        .get(&key)
+                        .map_or("a target", |(n, _)| n.as_str());
+                    self.ui.emit(&Event::Warning {
+                        message: format!("{what} (from {target})"),
+                    });
+                }
+                return None;
+            }
+        };
         self.probes.remove(&key).map(|_| Input::Ready { key })
     }
 
@@ -437,12 +476,7 @@ impl Driver {
 
     fn signal(&mut self, pgid: u32, signal: Signal) {
         // ESRCH is Ok inside; anything else (EPERM) cannot happen for our own children.
-        if self.foreground.values().any(|&pid| pid == pgid) {
-            // Not a group leader (it shares our group): only the process itself.
-            let _ = process::signal_pid(pgid, signal);
-        } else {
-            let _ = process::signal_group(pgid, signal);
-        }
+        let _ = process::signal_group(pgid, signal);
     }
 
     fn spawn_target(
@@ -521,7 +555,10 @@ impl Driver {
             stderr: output,
             listen_pid: !pass_fds.is_empty(),
             pass_fds,
-            own_group: !foreground,
+            // The `--stdin` target too: a group of its own, which is the terminal's
+            // foreground group while it runs, so nothing it starts escapes a stop.
+            own_group: true,
+            take_terminal: foreground,
         };
         let child = match process::spawn(&spawn, key, &self.proc_tx) {
             Ok(child) => child,
@@ -537,9 +574,8 @@ impl Driver {
         }
         if foreground {
             self.foreground.insert(key, child.pid);
-        } else {
-            self.reaper.track(child.pid);
         }
+        self.reaper.track(child.pid);
         if let Err(error) = self.start_probe(&check, key) {
             self.signal(child.pid, Signal::KILL);
             return Err(error);
@@ -566,28 +602,37 @@ impl Driver {
         Ok(())
     }
 
-    /// Runs a hook on a thread of its own; its result comes back as [`Input::HookDone`].
-    fn run_hook(&mut self, run: HookRun) {
+    /// Starts a hook in a process group of its own, known to the reaper; a thread of its own
+    /// waits for it and reports [`Input::HookDone`]. Started here, on the loop's thread,
+    /// whose death signal it gets.
+    fn run_hook(&mut self, run: HookRun, pending: &mut VecDeque<Input>) {
         let tx = self.results_tx.clone();
         let id = run.id;
-        let spawned = std::thread::Builder::new()
-            .name("hook".into())
-            .spawn(move || {
-                let result = hooks::run(
-                    &run.hook,
-                    run.stage,
-                    &run.root,
-                    &run.changed,
-                    run.target.as_ref(),
-                )
-                .map_err(|e| format!("{e:#}"));
-                let _ = tx.send(Input::HookDone { id, result });
-            });
-        if let Err(error) = spawned {
-            let _ = self.results_tx.send(Input::HookDone {
+        let request = hooks::HookRun {
+            hook: run.hook,
+            stage: run.stage,
+            root: run.root,
+            changed: run.changed,
+            target: run.target,
+            timeout: run.timeout,
+            scratch: self.hot_dir.join("hooks"),
+        };
+        let started = hooks::start(request, Some(self.reaper.handle()), move |outcome| {
+            let result = match outcome {
+                hooks::HookOutcome::Passed => Ok(()),
+                hooks::HookOutcome::Failed(message) => Err(message),
+                hooks::HookOutcome::Killed => Err("the hook was killed".into()),
+            };
+            let _ = tx.send(Input::HookDone { id, result });
+        });
+        match started {
+            Ok(running) => {
+                self.hooks.insert(id, running);
+            }
+            Err(error) => pending.push_back(Input::HookDone {
                 id,
-                result: Err(format!("failed to start a thread for the hook: {error}")),
-            });
+                result: Err(format!("{error:#}")),
+            }),
         }
     }
 }

@@ -53,6 +53,7 @@ use crate::process::Reaper;
 use crate::proxy::{self, Proxy};
 use crate::ready;
 use crate::sockets::Sockets;
+use crate::staging::StagingDir;
 use crate::ui::Ui;
 use crate::watcher::{WatchMode, Watcher};
 use crate::workspace::{self, Workspace};
@@ -108,7 +109,7 @@ pub fn run(mut config: RunConfig) -> Result<i32> {
     let watcher = Watcher::start(config.watch_spec(&workspace), watch_tx)
         .context("failed to start watching files")?;
 
-    let hot_dir = workspace.target_dir().join("hot");
+    let staging = StagingDir::claim(workspace.target_dir(), &config.cargo)?;
     let several = targets.len() > 1;
     let loader_config = config.clone();
     let loader: Loader = Box::new(move || {
@@ -130,7 +131,7 @@ pub fn run(mut config: RunConfig) -> Result<i32> {
     let manifests = manifests(&workspace);
     let listen_specs = sockets.all().iter().map(|s| s.spec.clone()).collect();
     let mut driver = Driver::new(
-        ui, watcher, reaper, proc_tx, ready_tx, loader, hot_dir, sockets,
+        ui, watcher, reaper, proc_tx, ready_tx, loader, staging, sockets,
     );
     driver.notify = notify;
     driver.proxy = proxy;
@@ -204,7 +205,7 @@ pub fn run_rounds(options: crate::rounds::Options) -> Result<i32> {
             config: ReloadedConfig::Rounds { hot: Box::new(hot) },
         })
     });
-    let hot_dir = workspace.target_dir().join("hot");
+    let staging = StagingDir::claim(workspace.target_dir(), &options.cargo)?;
     let mut driver = Driver::new(
         ui,
         watcher,
@@ -212,7 +213,7 @@ pub fn run_rounds(options: crate::rounds::Options) -> Result<i32> {
         proc_tx,
         ready_tx,
         loader,
-        hot_dir,
+        staging,
         Sockets::default(),
     );
     announce_watching(&mut driver, &workspace, &[]);

@@ -144,6 +144,8 @@ pub enum Action {
     RemoveStaleCopies { name: String, keep: Vec<PathBuf> },
     /// Run a hook off the loop (answers [`Input::HookDone`]).
     RunHook(Box<HookRun>),
+    /// Kill the hook `id` and everything it started; its [`Input::HookDone`] still comes.
+    KillHook { id: u64 },
     /// Load `cargo metadata` and the configuration again, off the loop
     /// (answers [`Input::Reloaded`]).
     Reload,
@@ -220,4 +222,6 @@ pub struct HookRun {
     pub root: PathBuf,
     pub changed: Vec<PathBuf>,
     pub target: Option<TargetId>,
+    /// `hook-timeout`: killed (and failed) after this long.
+    pub timeout: std::time::Duration,
 }

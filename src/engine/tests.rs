@@ -1135,6 +1135,96 @@ fn quitting_a_round_waits_for_cargo() {
     assert!(round_started(&actions).is_none());
 }
 
+fn killed_hooks(actions: &[Action]) -> Vec<u64> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::KillHook { id } => Some(*id),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Issue 11: a new change cancels a running before-build hook together with its build; the
+/// hooks run again for the union.
+#[test]
+fn a_change_cancels_a_running_before_build_hook_and_builds_the_union() {
+    let mut h = run_harness(Setup {
+        hooks: vec![(None, Stage::BeforeBuild, "sleep 1000")],
+        ..Setup::default()
+    });
+    let (first, _, _) = hook_run(&std::mem::take(&mut h.started)).unwrap();
+    h.feed(Input::HookDone {
+        id: first,
+        result: Ok(()),
+    });
+    h.build_succeeds(&[("api", 1), ("worker", 2)]);
+
+    let actions = h.change("web/src/lib.rs");
+    let (hanging, _, _) = hook_run(&actions).expect("the hook runs before the api's build");
+    let actions = h.change("worker/src/main.rs");
+    assert_eq!(killed_hooks(&actions), [hanging]);
+    let (again, stage, _) = hook_run(&actions).expect("the hooks run again");
+    assert_eq!(stage, Stage::BeforeBuild);
+    assert_ne!(again, hanging);
+    // The killed hook's end is nobody's business any more.
+    let actions = h.feed(Input::HookDone {
+        id: hanging,
+        result: Err("the hook was killed".into()),
+    });
+    assert!(errors(&actions).is_empty() && h.cargo.is_none());
+    let actions = h.feed(Input::HookDone {
+        id: again,
+        result: Ok(()),
+    });
+    assert_eq!(build_started(&actions).unwrap(), ["api", "worker"]);
+}
+
+/// Issue 11: SIGTERM while a hook hangs kills the hook and exits once it is gone. The core
+/// used to expect a gate for the hook's end, which quitting had dropped: a panic.
+#[test]
+fn quitting_kills_a_running_hook_and_exits_when_it_is_gone() {
+    let mut h = run_harness(Setup {
+        hooks: vec![(None, Stage::BeforeBuild, "exec sleep 1000")],
+        ..Setup::default()
+    });
+    let (id, _, _) = hook_run(&std::mem::take(&mut h.started)).unwrap();
+    let actions = h.feed(Input::Signal(libc::SIGTERM));
+    assert_eq!(killed_hooks(&actions), [id]);
+    assert_eq!(exit_code(&actions), None, "the hook is not gone yet");
+    let actions = h.feed(Input::HookDone {
+        id,
+        result: Err("the hook was killed".into()),
+    });
+    assert_eq!(exit_code(&actions), Some(0));
+    assert!(h.cargo.is_none(), "no build after quitting");
+}
+
+/// Issue 11: a failed hook never wedges the next round, nor loses what it held back: the
+/// next change builds the skipped targets too.
+#[test]
+fn a_failed_before_build_hook_leaves_its_targets_to_the_next_build() {
+    let mut h = run_harness(Setup {
+        hooks: vec![(None, Stage::BeforeBuild, "./check.sh")],
+        ..Setup::default()
+    });
+    let (id, _, _) = hook_run(&std::mem::take(&mut h.started)).unwrap();
+    h.feed(Input::HookDone { id, result: Ok(()) });
+    h.build_succeeds(&[("api", 1), ("worker", 2)]);
+
+    let actions = h.change("web/src/lib.rs");
+    let (id, _, _) = hook_run(&actions).unwrap();
+    let actions = h.feed(Input::HookDone {
+        id,
+        result: Err("exit status 1".into()),
+    });
+    assert!(build_started(&actions).is_none());
+    let actions = h.change("worker/src/main.rs");
+    let (id, _, _) = hook_run(&actions).unwrap();
+    let actions = h.feed(Input::HookDone { id, result: Ok(()) });
+    assert_eq!(build_started(&actions).unwrap(), ["api", "worker"]);
+}
+
 /// Knowledge of one run of `package`'s build script, which printed `output`.
 fn script_run(
     h: &Harness<Swap>,

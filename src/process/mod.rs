@@ -30,8 +30,8 @@ mod windows;
 use windows as sys;
 
 pub use sys::{
-    forward_signals, reaper_main, shell, signal_group, signal_pid, spawn, stderr_for_child,
-    RawSource, Reaper, SignalGuard, SHELL,
+    forward_signals, reaper_main, reclaim_terminal, shell, shell_spawn, signal_group, signal_pid,
+    spawn, stderr_for_child, RawSource, Reaper, ReaperHandle, SignalGuard, SHELL,
 };
 
 /// Caller-chosen identifier echoed back in every [`ProcEvent`] of a child.
@@ -97,6 +97,9 @@ pub enum Io {
     LinesAndPrompts,
     /// `/dev/null`.
     Null,
+    /// cargo hot's own stderr (stdout/stderr only): a hook's output, kept out of a `--json`
+    /// stream on stdout.
+    Stderr,
 }
 
 /// Everything needed to start one child.
@@ -125,8 +128,14 @@ pub struct Spawn {
     /// Set `LISTEN_PID` to the child's own pid (systemd socket activation).
     pub listen_pid: bool,
     /// Make the child lead a new process group (pgid == pid), so the whole
-    /// tree it starts can be signalled with [`signal_group`].
+    /// tree it starts can be signalled with [`signal_group`]. When the leader
+    /// exits, its group (and every process that left it but carries its
+    /// marker) is killed before the leader is reaped.
     pub own_group: bool,
+    /// With `own_group`, and stdin a terminal: make the child's group the terminal's
+    /// foreground group (in the child before exec, and in the parent), so it may read the
+    /// terminal and gets its Ctrl-C. [`reclaim_terminal`] takes it back.
+    pub take_terminal: bool,
 }
 
 impl Spawn {
@@ -155,6 +164,7 @@ impl Spawn {
             pass_fds: Vec::new(),
             listen_pid: false,
             own_group: false,
+            take_terminal: false,
         }
     }
 }
@@ -281,6 +291,11 @@ pub const REAPER_ARG: &str = "__cargo-hot-reaper";
 /// newlines must not grow memory without bound.
 pub const MAX_LINE: usize = 64 * 1024;
 
+/// Most output events waiting in a channel before the readers feeding it stop reading: the
+/// writer then blocks on its full pipe (backpressure) instead of cargo hot's memory growing
+/// with everything a fast writer produces. At most this many [`MAX_LINE`] chunks: 16 MiB.
+pub const MAX_QUEUED_LINES: usize = 256;
+
 /// How long an unfinished line waits for the rest of it with [`Io::LinesAndPrompts`].
 pub const PARTIAL_LINE_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 
@@ -303,6 +318,13 @@ fn forward_lines<R: BufRead>(
     // Once nobody listens the data is dropped, but reading goes on: a child
     // blocked on a full pipe would otherwise never get to exit.
     let send = |line: Vec<u8>| {
+        // A full channel: wait for the consumer, not reading meanwhile. A short nap rather
+        // than a bounded channel, so that `Exited` and other senders are never held up.
+        let mut nap = std::time::Duration::from_micros(500);
+        while tx.len() >= MAX_QUEUED_LINES {
+            std::thread::sleep(nap);
+            nap = (nap * 2).min(std::time::Duration::from_millis(20));
+        }
         let _ = tx.send(ProcEvent::Output { key, stream, line });
     };
     let mut line: Vec<u8> = Vec::new();

@@ -4,15 +4,14 @@
 //! process that outlives a SIGKILLed cargo-hot just long enough to kill every
 //! process group it was told about.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::ffi::{CString, OsString};
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
+use std::io::{self, BufReader, Read};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::Path;
-use std::process::{ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::Mutex;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -20,7 +19,12 @@ use crossbeam_channel::Sender;
 use libc::c_char;
 
 use super::{forward_lines, Child, ExitInfo, Io, ProcEvent, ProcKey, Signal, Spawn, Stream};
-use super::{MAX_LINE, PARTIAL_LINE_WAIT, REAPER_ARG};
+use super::{MAX_LINE, PARTIAL_LINE_WAIT};
+
+mod reaper;
+mod tree;
+
+pub use reaper::{reaper_main, Reaper, ReaperHandle};
 
 const _: () = assert!(
     Signal::HUP.0 == libc::SIGHUP
@@ -51,6 +55,13 @@ pub fn shell(script: &str) -> Command {
     let mut command = Command::new("sh");
     command.arg("-c").arg(script);
     command
+}
+
+/// A [`Spawn`] that runs `script` with the platform's shell: `sh -c` here.
+pub fn shell_spawn(script: &str) -> Spawn {
+    let mut spawn = Spawn::new("sh");
+    spawn.args = vec!["-c".into(), script.into()];
+    spawn
 }
 
 /// cargo hot's stderr, to be a child's stdout (hooks print there so `--json` stays clean).
@@ -112,8 +123,8 @@ pub fn spawn(spec: &Spawn, key: ProcKey, tx: &Sender<ProcEvent>) -> Result<Child
     cmd.stdin(match spec.stdin {
         Io::Inherit => Stdio::inherit(),
         Io::Null => Stdio::null(),
-        Io::Lines | Io::LinesAndPrompts => {
-            anyhow::bail!("cannot spawn {program}: stdin cannot be read as lines")
+        Io::Lines | Io::LinesAndPrompts | Io::Stderr => {
+            anyhow::bail!("cannot spawn {program}: stdin cannot be read as lines or from stderr")
         }
     });
     cmd.stdout(stdio(&spec.stdout));
@@ -122,12 +133,11 @@ pub fn spawn(spec: &Spawn, key: ProcKey, tx: &Sender<ProcEvent>) -> Result<Child
         cmd.process_group(0);
     }
 
-    let env = if spec.listen_pid || !spec.env.is_empty() || !spec.env_remove.is_empty() {
-        Some(EnvBlock::build(spec).with_context(|| format!("cannot spawn {program}"))?)
-    } else {
-        None
-    };
+    // Always our own: the marker (see `tree`) must hold this child's pid.
+    let env = Some(EnvBlock::build(spec).with_context(|| format!("cannot spawn {program}"))?);
+    let take_terminal = spec.own_group && spec.take_terminal && stdin_is_terminal();
     let mut child_setup = ChildSetup {
+        take_terminal,
         #[cfg(target_os = "linux")]
         parent_pid: std::process::id() as libc::pid_t,
         pass_fds: spec.pass_fds.clone(),
@@ -141,10 +151,19 @@ pub fn spawn(spec: &Spawn, key: ProcKey, tx: &Sender<ProcEvent>) -> Result<Child
         cmd.pre_exec(move || child_setup.run());
     }
 
-    let mut child = cmd
-        .spawn()
+    let mut child = tree::claimed(|| cmd.spawn(), |c| c.id())
         .with_context(|| format!("cannot spawn {program}"))?;
     let pid = child.id();
+    if take_terminal {
+        // The child did this already, unless it has not run yet: whichever comes first.
+        give_terminal(pid);
+    }
+    let state = Arc::new(ChildState {
+        pid,
+        own_group: spec.own_group,
+        reaped: Mutex::new(false),
+    });
+    live_children().insert(pid, state.clone());
 
     match start_threads(&mut child, spec, key, tx, &program) {
         Ok(readers) => {
@@ -152,14 +171,7 @@ pub fn spawn(spec: &Spawn, key: ProcKey, tx: &Sender<ProcEvent>) -> Result<Child
             let waiter = std::thread::Builder::new()
                 .name(format!("hot-wait-{key}"))
                 .spawn(move || {
-                    let status = child.wait();
-                    let status = match status {
-                        Ok(status) => exit_info(status),
-                        Err(_) => ExitInfo {
-                            code: None,
-                            signal: None,
-                        },
-                    };
+                    let status = state.wait_and_end_tree(&mut child);
                     // Readers never send here: they hang up when done, so
                     // disconnection means every reader has reached EOF.
                     let _ = readers.recv_deadline(Instant::now() + READER_GRACE);
@@ -170,6 +182,7 @@ pub fn spawn(spec: &Spawn, key: ProcKey, tx: &Sender<ProcEvent>) -> Result<Child
                 // ever wait() for it; at least it must not run unsupervised.
                 // SAFETY: plain kill(2) on a pid we have not reaped yet.
                 unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+                live_children().remove(&pid);
                 return Err(e).with_context(|| format!("cannot start waiter thread for {program}"));
             }
             Ok(Child { pid })
@@ -177,8 +190,97 @@ pub fn spawn(spec: &Spawn, key: ProcKey, tx: &Sender<ProcEvent>) -> Result<Child
         Err(e) => {
             let _ = child.kill();
             let _ = child.wait();
+            live_children().remove(&pid);
+            tree::release(pid);
             Err(e)
         }
+    }
+}
+
+/// A child of ours until its waiter has reaped it. Until then its pid (and, leading a
+/// group, its group id) cannot be reused, even once it has exited (a zombie keeps both). So
+/// a signal sent under `reaped`'s lock while it is false reaches this child's processes and
+/// no one else's: the race-free kill that a bare `killpg` after the fact is not.
+struct ChildState {
+    pid: u32,
+    own_group: bool,
+    reaped: Mutex<bool>,
+}
+
+/// Every child [`spawn`] started and its waiter has not yet reaped.
+fn live_children() -> std::sync::MutexGuard<'static, BTreeMap<u32, Arc<ChildState>>> {
+    static CHILDREN: Mutex<BTreeMap<u32, Arc<ChildState>>> = Mutex::new(BTreeMap::new());
+    CHILDREN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn child_state(pid: u32) -> Option<Arc<ChildState>> {
+    live_children().get(&pid).cloned()
+}
+
+impl ChildState {
+    /// Waits for the child to exit, without reaping it; then ends what it leaves behind
+    /// (its group, and with `own_group` every process carrying its marker), reaps it, and
+    /// only then lets its pid go.
+    fn wait_and_end_tree(&self, child: &mut std::process::Child) -> ExitInfo {
+        let pid = self.pid as libc::pid_t;
+        loop {
+            // SAFETY: waitid into a zeroed siginfo; WNOWAIT leaves the child a zombie.
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            let ret = unsafe {
+                libc::waitid(
+                    libc::P_PID,
+                    pid as libc::id_t,
+                    &mut info,
+                    libc::WEXITED | libc::WNOWAIT,
+                )
+            };
+            if ret == 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                break;
+            }
+        }
+        let status = {
+            let mut reaped = self.reaped.lock().unwrap_or_else(|e| e.into_inner());
+            if self.own_group {
+                // The leader is gone: whatever it forked must go with it.
+                let _ = raw_signal_group(self.pid, Signal::KILL);
+                tree::kill_marked(
+                    std::process::id(),
+                    self.pid,
+                    tree::Reach::Marker,
+                    Signal::KILL,
+                );
+            }
+            let status = child.wait();
+            *reaped = true;
+            status
+        };
+        live_children().remove(&self.pid);
+        tree::release(self.pid);
+        match status {
+            Ok(status) => exit_info(status),
+            Err(_) => ExitInfo {
+                code: None,
+                signal: None,
+            },
+        }
+    }
+
+    /// Signals the child's group (or the child alone, without `own_group`) and every process
+    /// that left the group but descends from it, unless it has been reaped already.
+    fn signal(&self, sig: Signal) -> io::Result<()> {
+        let reaped = self.reaped.lock().unwrap_or_else(|e| e.into_inner());
+        if *reaped {
+            return Ok(());
+        }
+        let result = if self.own_group {
+            raw_signal_group(self.pid, sig)
+        } else {
+            // SAFETY: plain syscall on our own unreaped child.
+            check_kill(unsafe { libc::kill(self.pid as libc::pid_t, sig.0) })
+        };
+        let reach = tree::Reach::MarkerAndTree;
+        tree::kill_marked(std::process::id(), self.pid, reach, sig);
+        result
     }
 }
 
@@ -187,6 +289,10 @@ fn stdio(io: &Io) -> Stdio {
         Io::Inherit => Stdio::inherit(),
         Io::Lines | Io::LinesAndPrompts => Stdio::piped(),
         Io::Null => Stdio::null(),
+        Io::Stderr => match io::stderr().as_fd().try_clone_to_owned() {
+            Ok(fd) => Stdio::from(fd),
+            Err(_) => Stdio::inherit(),
+        },
     }
 }
 
@@ -264,6 +370,8 @@ fn exit_info(status: ExitStatus) -> ExitInfo {
 /// State the `pre_exec` closure needs, prepared in the parent because the
 /// forked child must not allocate.
 struct ChildSetup {
+    /// Make our new group the terminal's foreground group before exec.
+    take_terminal: bool,
     /// Linux: to see whether the parent died before the death signal was set.
     #[cfg(target_os = "linux")]
     parent_pid: libc::pid_t,
@@ -290,6 +398,10 @@ impl ChildSetup {
                 libc::kill(libc::getpid(), libc::SIGKILL);
                 libc::_exit(137);
             }
+        }
+        if self.take_terminal {
+            // SAFETY: getpid, sigprocmask and tcsetpgrp are async-signal-safe.
+            unsafe { set_foreground(libc::getpid()) };
         }
         self.place_fds()?;
         if let Some(env) = &mut self.env {
@@ -349,13 +461,14 @@ impl ChildSetup {
 struct EnvBlock {
     /// Owns the `KEY=VALUE` strings `ptrs` points into.
     _strings: Vec<CString>,
-    /// `LISTEN_PID=` plus room for the digits and the NUL, written in the child.
-    listen_pid: Option<Vec<u8>>,
+    /// Entries that end in the child's own pid (`LISTEN_PID=`, the tree marker): each buffer
+    /// has room for the digits and the NUL, written in the child.
+    _pid_entries: Vec<Vec<u8>>,
     /// NULL-terminated, as `environ` must be.
     ptrs: Vec<*const c_char>,
-    /// Where the digits go: derived from `listen_pid`'s buffer once, so the
-    /// child writes through the same pointer that `ptrs` holds.
-    digits: *mut u8,
+    /// Where each pid entry's digits go: derived from its buffer once, so the child writes
+    /// through the same pointer that `ptrs` holds.
+    digits: Vec<*mut u8>,
 }
 
 // SAFETY: the raw pointers only point into heap buffers owned by the same
@@ -379,6 +492,8 @@ impl EnvBlock {
         if spec.listen_pid {
             vars.remove(std::ffi::OsStr::new("LISTEN_PID"));
         }
+        // Ours, never inherited: a cargo hot run by a target marks its own children.
+        vars.remove(std::ffi::OsStr::new(tree::TREE_VAR));
         let mut strings = Vec::with_capacity(vars.len());
         for (k, v) in vars {
             if k.is_empty() || k.as_bytes().contains(&b'=') {
@@ -393,21 +508,26 @@ impl EnvBlock {
             strings.push(entry);
         }
         let mut ptrs: Vec<*const c_char> = strings.iter().map(|s| s.as_ptr()).collect();
-        let mut listen_pid = None;
-        let mut digits = std::ptr::null_mut();
+        let mut prefixes = vec![tree::marker_prefix()];
         if spec.listen_pid {
-            let mut buf = LISTEN_PID_PREFIX.to_vec();
-            buf.resize(LISTEN_PID_PREFIX.len() + PID_DIGITS + 1, 0);
+            prefixes.push(LISTEN_PID_PREFIX.to_vec());
+        }
+        let mut pid_entries = Vec::new();
+        let mut digits = Vec::new();
+        for prefix in prefixes {
+            let mut buf = prefix.clone();
+            buf.resize(prefix.len() + PID_DIGITS + 1, 0);
             let base = buf.as_mut_ptr();
             ptrs.push(base as *const c_char);
             // SAFETY: the prefix is shorter than the buffer.
-            digits = unsafe { base.add(LISTEN_PID_PREFIX.len()) };
-            listen_pid = Some(buf);
+            digits.push(unsafe { base.add(prefix.len()) });
+            // Moving the Vec into the list moves no heap bytes: the pointers stay valid.
+            pid_entries.push(buf);
         }
         ptrs.push(std::ptr::null());
         Ok(EnvBlock {
             _strings: strings,
-            listen_pid,
+            _pid_entries: pid_entries,
             ptrs,
             digits,
         })
@@ -415,15 +535,15 @@ impl EnvBlock {
 
     /// Runs in the forked child: no allocation, no locks.
     fn install(&mut self) {
-        if self.listen_pid.is_some() {
-            // SAFETY: getpid is async-signal-safe and always succeeds.
-            let pid = unsafe { libc::getpid() } as u32;
-            let mut tmp = [0u8; PID_DIGITS];
-            let len = write_decimal(pid, &mut tmp);
+        // SAFETY: getpid is async-signal-safe and always succeeds.
+        let pid = unsafe { libc::getpid() } as u32;
+        let mut tmp = [0u8; PID_DIGITS];
+        let len = write_decimal(pid, &mut tmp);
+        for digits in &self.digits {
             for (i, &d) in tmp[..len].iter().enumerate() {
-                // SAFETY: `digits` has PID_DIGITS + 1 bytes behind it and
-                // len <= 10; the byte after the digits stays NUL.
-                unsafe { self.digits.add(i).write(d) };
+                // SAFETY: each entry has PID_DIGITS + 1 bytes behind its digits pointer
+                // and len <= 10; the byte after the digits stays NUL.
+                unsafe { digits.add(i).write(d) };
             }
         }
         // SAFETY: single-threaded child after fork; the array and strings
@@ -466,12 +586,29 @@ fn check_kill(ret: libc::c_int) -> io::Result<()> {
     }
 }
 
-/// Sends `sig` to every process in group `pgid`; a group that is already
-/// gone is not an error.
+/// Sends `sig` to every process in group `pgid`, a child [`spawn`] started with
+/// `own_group`, and to every process that left the group but descends from it. A group whose
+/// leader has been reaped is not signalled (its id may be someone else's by now): that is
+/// not an error, the group was ended when its leader was reaped.
 ///
 /// pgids 0 and 1 are refused: `killpg(0)` is our own group and `killpg(1)`
 /// is `kill(-1)`, i.e. every process we may signal.
 pub fn signal_group(pgid: u32, sig: Signal) -> io::Result<()> {
+    if pgid <= 1 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("refusing to signal process group {pgid}"),
+        ));
+    }
+    to_pid(pgid)?;
+    match child_state(pgid) {
+        Some(child) => child.signal(sig),
+        None => Ok(()),
+    }
+}
+
+/// `killpg` itself, for groups whose leader is not a child of this process (the reaper's).
+pub(crate) fn raw_signal_group(pgid: u32, sig: Signal) -> io::Result<()> {
     if pgid <= 1 {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -483,7 +620,42 @@ pub fn signal_group(pgid: u32, sig: Signal) -> io::Result<()> {
     check_kill(unsafe { libc::killpg(pgid, sig.0) })
 }
 
-/// Sends `sig` to one process; a process that is already gone is not an error.
+fn stdin_is_terminal() -> bool {
+    // SAFETY: isatty on fd 0.
+    unsafe { libc::isatty(0) == 1 }
+}
+
+/// Makes `pgid` the foreground group of the terminal on stdin. A member of a background
+/// group that does this would get SIGTTOU: it is blocked meanwhile (in this thread only).
+///
+/// # Safety
+/// Async-signal-safe calls only, so it may run between fork and exec.
+unsafe fn set_foreground(pgid: libc::pid_t) {
+    let mut block: libc::sigset_t = std::mem::zeroed();
+    let mut old: libc::sigset_t = std::mem::zeroed();
+    libc::sigemptyset(&mut block);
+    libc::sigaddset(&mut block, libc::SIGTTOU);
+    libc::pthread_sigmask(libc::SIG_BLOCK, &block, &mut old);
+    libc::tcsetpgrp(0, pgid);
+    libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+}
+
+fn give_terminal(pgid: u32) {
+    // SAFETY: see `set_foreground`; a group that is gone already is refused, harmlessly.
+    unsafe { set_foreground(pgid as libc::pid_t) };
+}
+
+/// Makes cargo hot's own group the terminal's foreground group again (after a
+/// `take_terminal` child ended), if stdin is a terminal.
+pub fn reclaim_terminal() {
+    if stdin_is_terminal() {
+        // SAFETY: see `set_foreground`; getpgrp always succeeds.
+        unsafe { set_foreground(libc::getpgrp()) };
+    }
+}
+
+/// Sends `sig` to one child [`spawn`] started (and, leading a group, to its group). One
+/// that is gone, or reaped already, is not an error.
 pub fn signal_pid(pid: u32, sig: Signal) -> io::Result<()> {
     // kill(0) and kill(-1) address groups, not a process.
     if pid == 0 {
@@ -492,127 +664,28 @@ pub fn signal_pid(pid: u32, sig: Signal) -> io::Result<()> {
             "refusing to signal pid 0",
         ));
     }
-    let pid = to_pid(pid)?;
-    // SAFETY: plain syscall.
-    check_kill(unsafe { libc::kill(pid, sig.0) })
-}
-
-/// Handle on the reaper process: a copy of cargo-hot that SIGKILLs every
-/// tracked process group once cargo-hot's end of its stdin pipe closes,
-/// which the kernel does however cargo-hot dies.
-///
-/// Dropping the `Reaper` closes the pipe (so anything still tracked is
-/// killed) and waits for the reaper process to exit.
-pub struct Reaper {
-    pipe: Mutex<Option<ChildStdin>>,
-    child: std::process::Child,
-}
-
-impl Reaper {
-    /// Starts `current_exe() REAPER_ARG`.
-    pub fn start() -> Result<Reaper> {
-        let exe = std::env::current_exe().context("cannot locate cargo-hot's own executable")?;
-        Reaper::start_with(&exe, &[REAPER_ARG])
-    }
-
-    /// Starts `program args…` as the reaper; it must end up in [`reaper_main`].
-    pub fn start_with(program: &Path, args: &[&str]) -> Result<Reaper> {
-        let mut cmd = Command::new(program);
-        cmd.args(args)
-            // std's pipes are close-on-exec, so only cargo-hot ever holds the
-            // write end and its death is the reaper's EOF.
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            // Out of the terminal's foreground group, so Ctrl-C does not take
-            // the reaper down before it has done its job. No death signal:
-            // outliving cargo-hot is the whole point.
-            .process_group(0);
-        let mut child = cmd
-            .spawn()
-            .with_context(|| format!("cannot start reaper process {}", program.display()))?;
-        let pipe = child.stdin.take();
-        Ok(Reaper {
-            pipe: Mutex::new(pipe),
-            child,
-        })
-    }
-
-    /// Asks the reaper to kill group `pgid` if cargo-hot dies.
-    pub fn track(&self, pgid: u32) {
-        self.send(b'+', pgid);
-    }
-
-    /// The group is gone or was stopped on purpose: forget it.
-    pub fn untrack(&self, pgid: u32) {
-        self.send(b'-', pgid);
-    }
-
-    fn send(&self, op: u8, pgid: u32) {
-        let line = format!("{}{pgid}\n", op as char);
-        let mut pipe = self.pipe.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(pipe) = pipe.as_mut() {
-            // Best effort: if the reaper is gone there is nobody to tell.
-            let _ = pipe.write_all(line.as_bytes());
+    to_pid(pid)?;
+    match child_state(pid) {
+        Some(child) => {
+            let reaped = child.reaped.lock().unwrap_or_else(|e| e.into_inner());
+            if *reaped {
+                return Ok(());
+            }
+            // SAFETY: plain syscall on our own unreaped child.
+            check_kill(unsafe { libc::kill(pid as libc::pid_t, sig.0) })
         }
-    }
-}
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let pipe = self.pipe.get_mut().unwrap_or_else(|e| e.into_inner());
-        drop(pipe.take());
-        let _ = self.child.wait();
-    }
-}
-
-/// Entry point of the reaper process (`cargo-hot __cargo-hot-reaper`).
-pub fn reaper_main() -> ! {
-    // The reaper must survive whatever is aimed at cargo-hot's terminal or
-    // session, and a dead stdout must not kill it either.
-    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGPIPE] {
-        // SAFETY: installing SIG_IGN has no handler to be unsafe in.
-        unsafe { libc::signal(sig, libc::SIG_IGN) };
-    }
-    run_reaper(io::stdin().lock(), |pgid| {
-        let _ = signal_group(pgid, Signal::KILL);
-    });
-    std::process::exit(0)
-}
-
-/// The reaper's logic: `+PGID` / `-PGID` lines maintain a set; at EOF (or a
-/// read error, which means the same) every pgid still in it is killed.
-fn run_reaper<R: BufRead>(mut input: R, mut kill: impl FnMut(u32)) {
-    let mut groups = BTreeSet::new();
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        match input.read_until(b'\n', &mut line) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => break,
-        }
-        let text = String::from_utf8_lossy(&line);
-        let text = text.trim();
-        // 0 and 1 would make killpg hit our own group or everything.
-        let pgid = |num: &str| num.parse::<u32>().ok().filter(|&p| p > 1);
-        if let Some(pgid) = text.strip_prefix('+').and_then(pgid) {
-            groups.insert(pgid);
-        } else if let Some(pgid) = text.strip_prefix('-').and_then(pgid) {
-            groups.remove(&pgid);
-        }
-    }
-    for pgid in groups {
-        kill(pgid);
+        None => Ok(()),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::reaper::run_reaper;
     use super::*;
     use crossbeam_channel::Receiver;
+    use std::io::Write;
     use std::os::fd::AsRawFd;
+    use std::path::Path;
 
     const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -831,6 +904,104 @@ mod tests {
         // Already-gone groups and processes are fine.
         signal_group(child.pid, Signal::TERM).unwrap();
         signal_pid(child.pid, Signal::TERM).unwrap();
+    }
+
+    /// Waits, boundedly, for a process that is not our child to be gone.
+    fn assert_gone_soon(pid: u32, what: &str) {
+        let deadline = Instant::now() + TIMEOUT;
+        while !is_gone(pid) {
+            assert!(Instant::now() < deadline, "{what} {pid} survived");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// A child that leaves the group (`setsid`) or is double-forked away from its parent
+    /// survived its target's stop; it carries the target's marker, so it goes too.
+    #[test]
+    fn descendants_that_left_the_group_end_with_it() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut spec =
+            sh("setsid sleep 1000 & echo $!; (setsid sleep 1000 & echo $!) ; sleep 1000 & wait");
+        spec.own_group = true;
+        let child = spawn(&spec, 9, &tx).unwrap();
+        let _cleanup = KillGroups(vec![child.pid]);
+        let escaped: u32 = next_line(&rx).1.parse().unwrap();
+        let double_forked: u32 = next_line(&rx).1.parse().unwrap();
+        assert!(!is_gone(escaped) && !is_gone(double_forked));
+        signal_group(child.pid, Signal::TERM).unwrap();
+        match next(&rx) {
+            ProcEvent::Exited { key: 9, .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_gone_soon(escaped, "the setsid child");
+        assert_gone_soon(double_forked, "the double-forked child");
+    }
+
+    /// The group is ended before its leader is reaped, while the group id cannot be anyone
+    /// else's; the old code left that to a `killpg` ~250 ms after the reap.
+    #[test]
+    fn a_group_is_ended_before_its_leader_is_reaped() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut spec = sh("sleep 1000 & echo $!");
+        spec.own_group = true;
+        let child = spawn(&spec, 4, &tx).unwrap();
+        let _cleanup = KillGroups(vec![child.pid]);
+        let grandchild: u32 = next_line(&rx).1.parse().unwrap();
+        match next(&rx) {
+            ProcEvent::Exited { key: 4, status } => assert!(status.success(), "{status}"),
+            other => panic!("unexpected {other:?}"),
+        }
+        // No signal_group here: the waiter did it. (A zombie counts as gone: SIGKILL has
+        // been delivered, only its reaping by init is left.)
+        assert_gone_soon(grandchild, "the grandchild");
+    }
+
+    /// Suspected in the audit, confirmed here (as root, where the next pid can be chosen):
+    /// a group id signalled after its leader was reaped may belong to someone else by then.
+    #[test]
+    fn a_reaped_group_id_that_was_reused_is_never_signalled() {
+        let next_pid = Path::new("/proc/sys/kernel/ns_last_pid");
+        // SAFETY: geteuid always succeeds.
+        if unsafe { libc::geteuid() } != 0 || std::fs::metadata(next_pid).is_err() {
+            eprintln!("skipped: choosing the next pid needs root and ns_last_pid");
+            return;
+        }
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut spec = sh("exit 0");
+        spec.own_group = true;
+        for _ in 0..50 {
+            let child = spawn(&spec, 1, &tx).unwrap();
+            assert!(matches!(next(&rx), ProcEvent::Exited { .. }));
+            // An unrelated process takes the freed pid, leading a group of its own.
+            std::fs::write(next_pid, (child.pid - 1).to_string()).unwrap();
+            let mut stranger = Command::new("sleep")
+                .arg("1000")
+                .process_group(0)
+                .spawn()
+                .unwrap();
+            if stranger.id() != child.pid {
+                let _ = stranger.kill();
+                let _ = stranger.wait();
+                continue;
+            }
+            signal_group(child.pid, Signal::KILL).unwrap();
+            signal_pid(child.pid, Signal::KILL).unwrap();
+            // A SIGKILL sent above is pending or done by now, and wins over this TERM.
+            signal_stranger(stranger.id(), libc::SIGTERM);
+            let status = stranger.wait().unwrap();
+            assert_eq!(
+                status.signal(),
+                Some(libc::SIGTERM),
+                "the stranger that reused the group id was killed by us"
+            );
+            return;
+        }
+        eprintln!("skipped: the freed pid went to another process 50 times");
+    }
+
+    fn signal_stranger(pid: u32, sig: libc::c_int) {
+        // SAFETY: plain kill(2) on a child of this test.
+        unsafe { libc::kill(pid as libc::pid_t, sig) };
     }
 
     #[test]

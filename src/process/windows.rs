@@ -107,8 +107,8 @@ pub fn spawn(spec: &Spawn, key: ProcKey, tx: &Sender<ProcEvent>) -> Result<Child
     cmd.stdin(match spec.stdin {
         Io::Inherit => Stdio::inherit(),
         Io::Null => Stdio::null(),
-        Io::Lines | Io::LinesAndPrompts => {
-            anyhow::bail!("cannot spawn {program}: stdin cannot be read as lines")
+        Io::Lines | Io::LinesAndPrompts | Io::Stderr => {
+            anyhow::bail!("cannot spawn {program}: stdin cannot be read as lines or from stderr")
         }
     });
     cmd.stdout(stdio(&spec.stdout));
@@ -251,6 +251,7 @@ fn stdio(io: &Io) -> Stdio {
         Io::Inherit => Stdio::inherit(),
         Io::Lines | Io::LinesAndPrompts => Stdio::piped(),
         Io::Null => Stdio::null(),
+        Io::Stderr => stderr_for_child().unwrap_or_else(|_| Stdio::inherit()),
     }
 }
 
@@ -432,7 +433,27 @@ impl Reaper {
 
     /// Nothing to do: the job closes when the target's main process exits.
     pub fn untrack(&self, _pgid: u32) {}
+
+    pub fn handle(&self) -> ReaperHandle {
+        ReaperHandle { _private: () }
+    }
 }
+
+/// The same as [`Reaper`]'s, from any thread: nothing to do on Windows.
+#[derive(Clone)]
+pub struct ReaperHandle {
+    _private: (),
+}
+
+impl ReaperHandle {
+    pub fn track(&self, _pgid: u32) {}
+
+    pub fn untrack(&self, _pgid: u32) {}
+}
+
+/// The console has no foreground process group to give back on Windows: `--stdin` targets
+/// share cargo hot's console as they always did.
+pub fn reclaim_terminal() {}
 
 /// cargo hot never starts a reaper process on Windows; the argument is refused.
 pub fn reaper_main() -> ! {
@@ -449,6 +470,15 @@ pub fn shell(script: &str) -> Command {
     // raw_arg: cmd has its own quoting rules, which std's argv quoting would break.
     command.arg("/C").raw_arg(script);
     command
+}
+
+/// A [`Spawn`] that runs `script` with the platform's shell: `cmd /C` here. `Spawn` quotes
+/// its arguments the std way, which cmd reads back as written for scripts without quotes of
+/// their own; [`shell`] passes the script raw.
+pub fn shell_spawn(script: &str) -> Spawn {
+    let mut spawn = Spawn::new("cmd");
+    spawn.args = vec!["/C".into(), script.into()];
+    spawn
 }
 
 /// cargo hot's stderr, to be a child's stdout (hooks print there so `--json` stays clean).

@@ -87,11 +87,19 @@ fn remove_stale_unix_socket(path: &Path) -> Result<()> {
             path.display()
         );
     }
-    if UnixStream::connect(path).is_ok() {
-        bail!(
+    // Only a refused connection proves nobody is behind the file. Any other error (EPROTOTYPE
+    // from another program's datagram socket, EACCES from one we may not use) says nothing
+    // about whether it is alive, and replacing a live socket breaks its owner.
+    match UnixStream::connect(path) {
+        Ok(_) => bail!(
             "{} is in use: another process listens on it; stop it or choose another path",
             path.display()
-        );
+        ),
+        Err(error) if error.raw_os_error() == Some(libc::ECONNREFUSED) => {}
+        Err(error) => bail!(
+            "{} is a socket that cargo hot cannot tell is stale (connecting to it failed: {error}); it may belong to a live program, so it is left alone: remove it yourself if it is stale, or choose another unix: path",
+            path.display()
+        ),
     }
     std::fs::remove_file(path)
         .with_context(|| format!("failed to remove the stale socket {}", path.display()))

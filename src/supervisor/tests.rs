@@ -380,6 +380,26 @@ fn a_failed_spawn_is_reported_and_leaves_the_job_idle() {
     );
 }
 
+/// A stop or ready timeout too large for an `Instant` (the old `--stop-timeout
+/// 9999999999999999999s`) made SIGTERM panic; deadlines now saturate.
+#[test]
+fn huge_timeouts_never_overflow_a_deadline() {
+    let mut job = job_with(Handoff::Overlap, Some(Duration::MAX));
+    job.set_policy(JobPolicy {
+        stop: StopPolicy {
+            signal: Signal::TERM,
+            timeout: Duration::MAX,
+        },
+        ..job.policy()
+    });
+    let (mut procs, now) = (Recorder::default(), Instant::now());
+    replace(&mut job, staged(1), "start", &mut procs, now);
+    assert!(job.deadline().is_some_and(|d| d > now));
+    job.stop("quit", &mut procs, now);
+    assert!(job.deadline().is_some_and(|d| d > now));
+    assert_eq!(procs.signals, vec![(100, Signal::TERM)]);
+}
+
 /// A proxied job (`Handoff::Drain`) whose first process (pid 100, key 1) serves.
 fn draining_serving() -> (Job, Recorder, Instant) {
     let (mut job, mut procs, now) = (

@@ -21,10 +21,10 @@ pub mod json;
 pub mod keys;
 pub mod live;
 pub mod plain;
+pub mod sink;
 pub mod status;
 pub mod terminal;
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -36,6 +36,7 @@ use self::alerts::{Alert, Alerts, Notifier};
 pub use self::keys::Key;
 use self::live::Live;
 use self::plain::Lines;
+use self::sink::{Priority, Sink};
 use self::terminal::TerminalGuard;
 use crate::config::{OutputConfig, OutputFormat, Verbosity};
 use crate::event::Event;
@@ -54,6 +55,8 @@ pub struct Ui {
     /// `--clear`, `--bell`, `--notify`.
     alerts: Alerts,
     notifier: Option<Notifier>,
+    /// Where plain and JSON output goes: never blocks, bounded.
+    sink: Sink,
 }
 
 /// A stable colour per target, so `api` is always the same colour in one session. Basic
@@ -108,11 +111,20 @@ impl Ui {
             prefix_width: None,
             live,
             terminal,
+            sink: Sink::stdio(),
         }
     }
 
     /// Clears the screen, rings the bell or notifies, as the options and `event` say: the
     /// screen before the event's line, the others after it.
+    /// Bytes for the terminal itself (clear, bell), after every line queued before them.
+    fn raw(&mut self, bytes: &[u8]) {
+        self.sink.flush(std::time::Duration::from_millis(200));
+        let mut err = std::io::stderr().lock();
+        let _ = std::io::Write::write_all(&mut err, bytes);
+        let _ = std::io::Write::flush(&mut err);
+    }
+
     fn alert(&mut self, alerts: Vec<Alert>, before: bool) {
         let mut warnings = Vec::new();
         for alert in alerts {
@@ -122,11 +134,11 @@ impl Ui {
                     // The event stream is for tools: nothing to clear there.
                     (None, OutputFormat::Json) => {}
                     // Asked for, so done even into a pipe (a terminal multiplexer's log).
-                    (None, _) => write_raw(&mut std::io::stderr().lock(), CLEAR_SCREEN),
+                    (None, _) => self.raw(CLEAR_SCREEN),
                 },
                 Alert::Bell if !before => match &self.live {
                     Some(live) => live.bell(),
-                    None => write_raw(&mut std::io::stderr().lock(), b"\x07"),
+                    None => self.raw(b"\x07"),
                 },
                 Alert::Notify { summary, body } if !before => {
                     if let Some(warning) =
@@ -195,12 +207,14 @@ impl Ui {
         match self.config.format {
             OutputFormat::Json => {
                 if let Some(line) = json::event_line(event, json::now_millis()) {
-                    write_line(&mut std::io::stdout().lock(), line.as_bytes());
+                    self.sink
+                        .line(Stream::Stdout, line.as_bytes(), Priority::Keep);
                 }
             }
             OutputFormat::Human => {
                 if let Some(line) = self.lines.line(event) {
-                    write_line(&mut std::io::stderr().lock(), line.as_bytes());
+                    self.sink
+                        .line(Stream::Stderr, line.as_bytes(), Priority::Keep);
                 }
             }
             OutputFormat::Live => {
@@ -240,7 +254,8 @@ impl Ui {
     pub fn target_output(&mut self, target: &str, index: usize, stream: Stream, line: &[u8]) {
         if self.config.format == OutputFormat::Json && self.config.json_output {
             if let Some(json) = json::output_line(target, stream, line, json::now_millis()) {
-                write_line(&mut std::io::stdout().lock(), json.as_bytes());
+                self.sink
+                    .line(Stream::Stdout, json.as_bytes(), Priority::Spare);
             }
             return;
         }
@@ -275,9 +290,9 @@ impl Ui {
         }
         // With --json, stdout belongs to the event stream; the targets' stdout moves to stderr.
         if self.config.format == OutputFormat::Json || stream == Stream::Stderr {
-            write_line(&mut std::io::stderr().lock(), &out);
+            self.sink.line(Stream::Stderr, &out, Priority::Spare);
         } else {
-            write_line(&mut std::io::stdout().lock(), &out);
+            self.sink.line(Stream::Stdout, &out, Priority::Spare);
         }
     }
 
@@ -287,6 +302,12 @@ impl Ui {
         let width = self.prefix_width.take();
         self.target_output("cargo", 0, stream, line);
         self.prefix_width = width;
+    }
+
+    /// Waits (boundedly) until everything shown so far is written out.
+    pub fn flush(&mut self) {
+        self.sink.flush(sink::DRAIN_TIMEOUT);
+        let _ = std::io::Write::flush(&mut std::io::stdout());
     }
 
     /// `api    |`, in the target's colour when colour is on.
@@ -328,7 +349,7 @@ impl Ui {
             return;
         }
         if self.config.verbosity > Verbosity::Quiet {
-            write_line(&mut std::io::stderr().lock(), line);
+            self.sink.line(Stream::Stderr, line, Priority::Spare);
         }
     }
 
@@ -343,9 +364,8 @@ impl Ui {
             }
             return;
         }
-        let mut err = std::io::stderr().lock();
         for line in lines {
-            write_line(&mut err, line);
+            self.sink.line(Stream::Stderr, line, Priority::Keep);
         }
     }
 }
@@ -374,19 +394,6 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
 
 /// Erase the screen and the scrollback, cursor home: what `clear` does.
 const CLEAR_SCREEN: &[u8] = b"\x1b[2J\x1b[3J\x1b[H";
-
-fn write_raw(out: &mut impl Write, bytes: &[u8]) {
-    let _ = out.write_all(bytes);
-    let _ = out.flush();
-}
-
-fn write_line(out: &mut impl Write, line: &[u8]) {
-    // A closed pipe (`cargo hot | head`) must not kill the supervisor mid-restart: errors
-    // are dropped here and the engine keeps its processes in order.
-    let _ = out.write_all(line);
-    let _ = out.write_all(b"\n");
-    let _ = out.flush();
-}
 
 #[cfg(test)]
 mod tests {

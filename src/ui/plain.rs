@@ -37,7 +37,8 @@ impl Lines {
             .root
             .as_deref()
             .and_then(|root| path.strip_prefix(root).ok());
-        relative.unwrap_or(path).display().to_string()
+        // A newline in a name would start a line of its own, which could pass for ours.
+        escape_controls(&relative.unwrap_or(path).display().to_string(), false)
     }
 
     /// The line for `event`, or None when this verbosity does not show it.
@@ -296,7 +297,9 @@ impl Lines {
         if quiet && !matches!(tone, Tone::Bad) {
             return None;
         }
-        Some(self.status(verb, tone, &text))
+        // Paths, names and messages that quote them are cargo hot's text, never the
+        // terminal's instructions: a file named `\e]0;pwned\a` must not retitle it.
+        Some(self.status(verb, tone, &escape_controls(&text, true)))
     }
 
     /// Why a settled change restarts nothing: it belongs to packages no selected target
@@ -343,6 +346,27 @@ impl Lines {
         };
         format!("{} {text}", style.force_styling(true))
     }
+}
+
+/// `text` with every control character (C0, DEL, C1: escape sequences, bells, carriage
+/// returns) written out as a Rust escape (`\u{1b}`), except tabs, and newlines when
+/// `keep_newlines` (messages of several lines).
+pub fn escape_controls(text: &str, keep_newlines: bool) -> String {
+    if !text
+        .chars()
+        .any(|c| c.is_control() && c != '\t' && !(keep_newlines && c == '\n'))
+    {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() && c != '\t' && !(keep_newlines && c == '\n') {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn millis(ms: u128) -> String {
@@ -442,5 +466,44 @@ mod tests {
             .line(&event)
             .unwrap()
             .contains('\u{1b}'));
+    }
+
+    /// A file name with terminal escapes was printed raw on the `Changed` line, where it
+    /// could retitle or clear the terminal.
+    #[test]
+    fn control_characters_in_paths_and_messages_are_escaped() {
+        let lines = Lines {
+            verbosity: Verbosity::Verbose,
+            color: false,
+            root: Some(PathBuf::from("/ws")),
+        };
+        let evil = PathBuf::from("/ws/src/\u{1b}]0;pwned\u{7}\u{1b}[2J\r\nx\u{9b}.rs");
+        let change = lines
+            .line(&Event::Change {
+                paths: vec![evil.clone()],
+                count: 1,
+            })
+            .unwrap();
+        assert_eq!(
+            change,
+            "     Changed src/\\u{1b}]0;pwned\\u{7}\\u{1b}[2J\\r\\nx\\u{9b}.rs"
+        );
+        let event = lines
+            .line(&Event::FileEvent {
+                path: evil.clone(),
+                kind: "modify".into(),
+            })
+            .unwrap();
+        assert!(!event.chars().any(|c| c.is_control()), "{event:?}");
+        let error = lines
+            .line(&Event::Error {
+                message: format!("failed to read {}\nsecond line", evil.display()),
+            })
+            .unwrap();
+        assert!(error.contains("\\u{1b}]0;pwned") && error.contains("\nsecond line"));
+        assert!(
+            !error.contains('\u{1b}') && !error.contains('\r'),
+            "{error:?}"
+        );
     }
 }

@@ -30,6 +30,31 @@ pub struct PathFilter {
     /// One per root, same order as `rules.roots`. Behind a mutex because the
     /// matcher caches every directory it loads.
     matchers: Mutex<Vec<IncrementalIgnore>>,
+    /// The files cargo hot's own stdout and stderr write to, as (device, inode): with
+    /// `cargo hot > hot.log` in the workspace, each line written would be a change that
+    /// prints another line, for ever.
+    own_outputs: Vec<(u64, u64)>,
+}
+
+/// The regular files behind our stdout and stderr (unix: device and inode; none elsewhere,
+/// where a log redirected into the workspace is not recognised).
+fn own_output_files() -> Vec<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let mut ids = Vec::new();
+        for fd in [1, 2] {
+            // /dev/fd names the open file itself, wherever it lives and whatever its name.
+            if let Ok(meta) = std::fs::metadata(format!("/dev/fd/{fd}")) {
+                if meta.is_file() && !ids.contains(&(meta.dev(), meta.ino())) {
+                    ids.push((meta.dev(), meta.ino()));
+                }
+            }
+        }
+        ids
+    }
+    #[cfg(not(unix))]
+    Vec::new()
 }
 
 /// The rules that are not ignore files. Shared with the walk's `filter_entry`
@@ -112,13 +137,34 @@ impl PathFilter {
                 keep: spec.keep.clone(),
             }),
             matchers: Mutex::new(matchers),
+            own_outputs: own_output_files(),
         })
+    }
+
+    /// Whether `path` is a file cargo hot's own output goes to.
+    fn is_own_output(&self, path: &Path) -> bool {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            !self.own_outputs.is_empty()
+                && std::fs::metadata(path)
+                    .is_ok_and(|m| self.own_outputs.contains(&(m.dev(), m.ino())))
+        }
+        #[cfg(not(unix))]
+        {
+            // Nothing recorded: see `own_output_files`.
+            let _ = (path, &self.own_outputs);
+            false
+        }
     }
 
     /// Whether `path` is excluded by any rule, its own or an ancestor's.
     pub fn is_ignored(&self, path: &Path, is_dir: bool) -> bool {
         if self.rules.keep.iter().any(|k| k == path) {
             return false;
+        }
+        if !is_dir && self.is_own_output(path) {
+            return true;
         }
         let Some(index) = self.rules.root_index(path) else {
             // Outside every root only the absolute rules can apply.
@@ -257,6 +303,26 @@ mod tests {
             poll: None,
             ..WatchSpec::default()
         }
+    }
+
+    /// `cargo hot > hot.log` in the workspace: every line written was a change that printed
+    /// another line. The file (by device and inode, whatever name leads to it) is ours.
+    #[cfg(unix)]
+    #[test]
+    fn cargo_hots_own_output_files_are_never_changes() {
+        use std::os::unix::fs::MetadataExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        write(&root.join("hot-out.txt"), "Watching\n");
+        write(&root.join("notes.txt"), "mine\n");
+        std::os::unix::fs::symlink(root.join("hot-out.txt"), root.join("alias.txt")).unwrap();
+        let mut filter = PathFilter::new(&spec(root)).unwrap();
+        let meta = fs::metadata(root.join("hot-out.txt")).unwrap();
+        filter.own_outputs = vec![(meta.dev(), meta.ino())];
+        assert!(filter.is_ignored(&root.join("hot-out.txt"), false));
+        assert!(!filter.is_ignored(&root.join("notes.txt"), false));
+        // A file that is gone cannot be written to by us: not ignored (its removal counts).
+        assert!(!filter.is_ignored(&root.join("gone.txt"), false));
     }
 
     #[test]

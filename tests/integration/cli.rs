@@ -80,7 +80,7 @@ fn unknown_names_are_errors_that_list_the_candidates() {
     );
     let example = stderr(&["hot", "--example", "pnig"]);
     assert!(
-        example.contains("no example target named `pnig`; available: echo, forker, ping, stubborn"),
+        example.contains("no example target named `pnig`; available: echo, escaper, flood, forker, ping, stubborn"),
         "{example}"
     );
     let package = stderr(&["hot", "-p", "wroker"]);

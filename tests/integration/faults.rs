@@ -397,3 +397,290 @@ fn an_unwritable_staging_dir_shows_the_error_and_the_old_server_keeps_serving() 
     prove_rebuilds(&ws, &mut hot, "v3");
     assert_no_panic(&hot);
 }
+
+/// A child that leaves the target's group (`setsid`) or is double-forked away survived the
+/// target's restart, cargo hot's quit and its SIGKILL (issue 11, item 7).
+#[test]
+fn children_that_leave_the_group_go_with_their_target() {
+    let ws = Workspace::new();
+    let pids = |hot: &mut Hot| -> [u32; 2] {
+        ["setsid", "daemon"].map(|label| {
+            let line = hot.output("escaper", &format!("{label} "));
+            line.rsplit(' ').next().unwrap().parse().unwrap()
+        })
+    };
+    let mut hot = ws.hot(&["--example", "escaper"]);
+    hot.started("escaper");
+    let first = pids(&mut hot);
+    assert!(first.iter().all(|&pid| alive(pid)), "{first:?}");
+
+    ws.replace("core/src/lib.rs", "\"v1\"", "\"v2\"");
+    hot.wait_event("exited", BUILD_TIMEOUT, |e| e["target"] == "escaper");
+    hot.started("escaper");
+    for pid in first {
+        assert!(wait_gone(pid, EVENT_TIMEOUT), "{pid} survived a restart");
+    }
+    let second = pids(&mut hot);
+    hot.signal(libc::SIGINT);
+    assert_eq!(hot.wait_exit(EVENT_TIMEOUT), Some(0));
+    for pid in second {
+        assert!(wait_gone(pid, EVENT_TIMEOUT), "{pid} survived quitting");
+    }
+
+    let mut hot = ws.hot(&["--example", "escaper"]);
+    hot.started("escaper");
+    let third = pids(&mut hot);
+    hot.signal(libc::SIGKILL);
+    let _ = hot.wait_exit(EVENT_TIMEOUT);
+    for pid in third {
+        assert!(
+            wait_gone(pid, EVENT_TIMEOUT),
+            "{pid} survived a SIGKILL of cargo hot"
+        );
+    }
+}
+
+/// `cargo hot > docs/hot.txt` inside the workspace: each line written was a change, which
+/// printed another line, for ever (issue 11, item 13).
+#[test]
+fn output_redirected_into_the_workspace_is_not_a_change() {
+    let ws = Workspace::new();
+    let out = fs::File::create(ws.path("docs/hot-out.txt")).unwrap();
+    let err = fs::File::create(ws.path("docs/hot-err.txt")).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cargo-hot"))
+        .args(["hot", "--plain", "-v", "-p", "api"])
+        .current_dir(ws.root())
+        .env_remove("CARGO_TARGET_DIR")
+        .stdin(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .unwrap();
+    let log = || fs::read_to_string(ws.path("docs/hot-err.txt")).unwrap_or_default();
+    let wait_for = |needle: &str| {
+        let deadline = std::time::Instant::now() + BUILD_TIMEOUT;
+        while !log().contains(needle) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {needle:?} in:\n{}",
+                log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    wait_for("Started");
+    // A change of our own after those lines: once it is reported, any change the lines
+    // written before it caused has been reported too.
+    ws.write("docs/README.md", "sentinel\n");
+    wait_for("Changed docs/README.md");
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let _ = child.wait();
+    let text = log();
+    assert!(
+        !text.contains("hot-err.txt") && !text.contains("hot-out.txt"),
+        "cargo hot reported its own output as a change:\n{text}"
+    );
+}
+
+/// A `before-build` hook that hangs: SIGTERM used to do nothing (the hook ran on the loop),
+/// and a SIGKILL of cargo hot left the hook running (issue 11, item 1).
+#[test]
+fn a_hanging_hook_neither_blocks_a_quit_nor_outlives_cargo_hot() {
+    let ws = Workspace::new();
+    ws.write(
+        "hot.toml",
+        "before-build = \"sh -c 'echo $$ > hook-child.pid; exec sleep 1000' & echo $$ > hook.pid; wait\"\n",
+    );
+    for signal in [libc::SIGTERM, libc::SIGKILL] {
+        let _ = fs::remove_file(ws.path("hook.pid"));
+        let _ = fs::remove_file(ws.path("hook-child.pid"));
+        let mut hot = ws.hot(&["--config", "hot.toml", "--bin", "api"]);
+        let hook: u32 = wait_file(&ws.path("hook.pid"), EVENT_TIMEOUT)
+            .trim()
+            .parse()
+            .unwrap();
+        let child: u32 = wait_file(&ws.path("hook-child.pid"), EVENT_TIMEOUT)
+            .trim()
+            .parse()
+            .unwrap();
+        let asked = std::time::Instant::now();
+        hot.signal(signal);
+        let code = hot.wait_exit(EVENT_TIMEOUT);
+        if signal == libc::SIGTERM {
+            assert_eq!(code, Some(0), "{}", hot.history());
+            let took = asked.elapsed();
+            assert!(
+                took < std::time::Duration::from_secs(2),
+                "SIGTERM during a hanging hook took {took:?}"
+            );
+        }
+        for pid in [hook, child] {
+            assert!(
+                wait_gone(pid, EVENT_TIMEOUT),
+                "the hook's process {pid} survived cargo hot's {signal}"
+            );
+        }
+        assert_no_panic(&hot);
+    }
+}
+
+/// About 2000 paths changed at once made `HOT_CHANGED` too long for the kernel (E2BIG):
+/// the hook failed, and every later round with it (issue 11, item 2).
+#[test]
+fn a_huge_burst_reaches_the_hooks_and_the_next_round_still_builds() {
+    let ws = Workspace::new();
+    ws.write(
+        "hot.toml",
+        r#"
+before-build = "tr '\\0' '\\n' < \"$HOT_CHANGED_FILE\" | grep -c generated >> listed.log; true"
+
+[[watch]]
+paths = ["gen/**"]
+action = "rebuild"
+targets = ["api"]
+"#,
+    );
+    // One burst for all 2000 files, even on a slow disk.
+    let mut hot = ws.hot(&["--config", "hot.toml", "--bin", "api", "--debounce", "1s"]);
+    hot.started("api");
+    // ~250 bytes a path: 600 of them are more than one environment string may hold.
+    let dir = format!("gen/{}", "generated-".repeat(20));
+    fs::create_dir_all(ws.path(&dir)).unwrap();
+    for i in 0..2000 {
+        fs::write(ws.path(&format!("{dir}/data-{i:04}.txt")), "x").unwrap();
+    }
+    // The burst may reach the hooks in a few rounds; every path reaches one.
+    let counts = || -> Vec<usize> {
+        ws.read("listed.log")
+            .lines()
+            .map(|l| l.parse().unwrap())
+            .collect()
+    };
+    while counts().iter().sum::<usize>() < 2000 {
+        hot.wait_event("build-finished", BUILD_TIMEOUT, |_| true);
+    }
+    let errors: Vec<_> = hot
+        .history()
+        .lines()
+        .filter(|l| l.contains("\"event\":\"error\""))
+        .map(str::to_string)
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    let most = counts().into_iter().max().unwrap();
+    assert!(
+        most >= 600,
+        "no hook saw a burst too big for the environment: {most}"
+    );
+    prove_rebuilds(&ws, &mut hot, "v2");
+}
+
+/// The `--stdin` target had no process group and no reaper tracking: what it started
+/// survived quitting (issue 11, item 8).
+#[test]
+fn the_stdin_targets_children_go_with_it() {
+    let ws = Workspace::new();
+    let (mut hot, _stdin) =
+        Hot::start_with_stdin(ws.root(), &["--example", "forker", "--stdin", "forker"]);
+    hot.started("forker");
+    let line = hot.output("forker", "grandchild");
+    let grandchild: u32 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(alive(grandchild));
+    hot.signal(libc::SIGTERM);
+    assert_eq!(hot.wait_exit(EVENT_TIMEOUT), Some(0));
+    assert!(
+        wait_gone(grandchild, EVENT_TIMEOUT),
+        "the --stdin target's child {grandchild} survived quitting"
+    );
+}
+
+/// Bytes waiting in a pipe we hold the read end of.
+fn pipe_fill(pipe: &impl std::os::fd::AsRawFd) -> usize {
+    let mut available: libc::c_int = 0;
+    // SAFETY: FIONREAD into a c_int, on a pipe we own.
+    unsafe { libc::ioctl(pipe.as_raw_fd(), libc::FIONREAD, &mut available) };
+    available as usize
+}
+
+/// A target floods its output and nobody reads cargo hot's: the loop used to block in a
+/// write, so SIGTERM waited for the reader, and memory grew with the flood (issue 11,
+/// item 9). Now output is dropped and counted, and SIGTERM is answered at once.
+#[test]
+fn a_flood_into_an_unread_pipe_never_holds_up_a_signal() {
+    let ws = Workspace::new();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cargo-hot"))
+        .args(["hot", "--json", "--json-output", "--example", "flood"])
+        .current_dir(ws.root())
+        .env_remove("CARGO_TARGET_DIR")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    // Never read: once the pipe is full, every write of cargo hot's to it would block.
+    let deadline = std::time::Instant::now() + BUILD_TIMEOUT;
+    while pipe_fill(&stdout) < 60 * 1024 {
+        assert!(std::time::Instant::now() < deadline, "stdout never filled");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let deadline = std::time::Instant::now() + EVENT_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "SIGTERM was not answered while output was blocked"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+    drop((stdout, stderr));
+}
+
+/// Two instances on one workspace (debug and `--release`) shared `target/hot` and deleted
+/// each other's staged copies: after a configuration reload the first could not start its
+/// target again, "No such file or directory" (issue 11, item 6).
+#[test]
+fn two_instances_never_delete_each_others_copies() {
+    let ws = Workspace::new();
+    let mut debug = ws.hot(&["--bin", "api", "--", "--port", "0"]);
+    debug.started("api");
+    let mut release = ws.hot(&["--release", "--bin", "api", "--", "--port", "0"]);
+    release.started("api");
+    // Settled: each has cleaned up after its start.
+    sentinel(&ws, &mut debug, "both running");
+    sentinel(&ws, &mut release, "both running");
+
+    // A configuration change restarts each api with the executable it already runs.
+    let manifest = ws.read("Cargo.toml");
+    ws.write(
+        "Cargo.toml",
+        &format!("{manifest}\n[workspace.metadata.hot.targets.api]\nenv = {{ HOT_TWO = \"1\" }}\n"),
+    );
+    for hot in [&mut debug, &mut release] {
+        let started = hot.wait_event("started", BUILD_TIMEOUT, |e| e["target"] == "api");
+        let executable = started["executable"].as_str().unwrap();
+        assert!(
+            std::path::Path::new(executable).exists(),
+            "{executable}: {}",
+            hot.history()
+        );
+        assert_no_panic(hot);
+    }
+    let errors: Vec<String> = [&debug, &release]
+        .iter()
+        .flat_map(|hot| {
+            hot.history()
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .filter(|l| l.contains("\"event\":\"error\""))
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+}

@@ -227,7 +227,11 @@ fn a_custom_target_dir_is_never_watched() {
     let mut hot = ws.hot(&["-p", "api", "--target-dir", "out"]);
     let started = hot.wait_event("started", BUILD_TIMEOUT, |e| e["target"] == "api");
     let executable = started["executable"].as_str().unwrap();
-    assert!(executable.contains("/out/hot/api-"), "{executable}");
+    // Staged in this instance's own directory under the custom target dir's `hot`.
+    assert!(
+        executable.contains("/out/hot/debug-") && executable.contains("/api-"),
+        "{executable}"
+    );
 
     ws.write("out/debug/noise.rs", "x");
     ws.write("out/fresh-dir/file.rs", "x");
@@ -247,7 +251,10 @@ fn cargo_target_dir_from_the_environment_is_never_watched() {
     let mut hot = ws.hot_with_env(&["-p", "api"], &[("CARGO_TARGET_DIR", "elsewhere")]);
     let started = hot.wait_event("started", BUILD_TIMEOUT, |e| e["target"] == "api");
     let executable = started["executable"].as_str().unwrap();
-    assert!(executable.contains("/elsewhere/hot/api-"), "{executable}");
+    assert!(
+        executable.contains("/elsewhere/hot/debug-") && executable.contains("/api-"),
+        "{executable}"
+    );
 
     ws.write("elsewhere/debug/noise.rs", "x");
     ws.write("elsewhere/new-dir/file.rs", "x");

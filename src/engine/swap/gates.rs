@@ -158,6 +158,7 @@ impl Swap {
                     root: cx.workspace.root().to_path_buf(),
                     changed: self.changed.iter().cloned().collect(),
                     target: step.target.clone(),
+                    timeout: self.config.hot.hook_timeout(),
                 })));
                 return;
             }
@@ -177,8 +178,13 @@ impl Swap {
             return;
         }
         self.running_hook = None;
-        let gate = self.gates.front_mut().expect("a hook runs for a gate");
-        let step = gate.steps.pop_front().expect("the hook's step");
+        // Quitting dropped the gates: the hook was killed, nothing waits for its verdict.
+        let Some(gate) = self.gates.front_mut() else {
+            return;
+        };
+        let Some(step) = gate.steps.pop_front() else {
+            return;
+        };
         if let Err(error) = result {
             cx.emit(Event::Error {
                 message: format!("{error}; {}", step.consequence),
@@ -193,6 +199,43 @@ impl Swap {
         self.advance_gates(cx, now);
     }
 
+    /// A change arrived while a `before-build` hook runs for the build it guards: that hook
+    /// and its gate go (the hook is killed), and `wanted` joins the targets the gate was for,
+    /// which are built after the hooks have run again for the union. False if no such hook
+    /// runs.
+    pub(super) fn cancel_before_build(
+        &mut self,
+        cx: &mut Ctx,
+        wanted: &mut BTreeSet<TargetId>,
+    ) -> bool {
+        let Some(id) = self.running_hook else {
+            return false;
+        };
+        let running_before_build = self.gates.front().is_some_and(|g| {
+            matches!(g.then, Then::Build(_))
+                && g.steps
+                    .front()
+                    .is_some_and(|s| s.stage == Stage::BeforeBuild)
+        });
+        if !running_before_build {
+            return false;
+        }
+        let gate = self.gates.pop_front().expect("checked");
+        if let Then::Build(targets) = gate.then {
+            wanted.extend(targets);
+        }
+        self.running_hook = None;
+        cx.push(Action::KillHook { id });
+        true
+    }
+
+    /// Quitting: the hook running now is killed (quitting waits for its end).
+    pub(super) fn kill_running_hook(&mut self, cx: &mut Ctx) {
+        if let Some(id) = self.running_hook {
+            cx.push(Action::KillHook { id });
+        }
+    }
+
     /// A gate's hooks have all run.
     fn pass(&mut self, cx: &mut Ctx, gate: Gate, now: Instant) {
         if cx.quitting() {
@@ -201,7 +244,10 @@ impl Swap {
         let failed = |t: &TargetId| gate.failed_whole || gate.failed.contains(t);
         match gate.then {
             Then::Build(targets) => {
-                if !gate.failed_whole {
+                if gate.failed_whole {
+                    // Not lost: the next change's build covers these too.
+                    self.retry.extend(targets);
+                } else {
                     self.start_build(cx, targets, now);
                 }
             }

@@ -71,6 +71,8 @@ pub struct Swap {
     notify_started: bool,
     /// Targets stopped with `s`: nothing starts them until `s` or their number does.
     held: BTreeSet<TargetId>,
+    /// Targets whose build a failed `before-build` hook skipped: in the next build.
+    retry: BTreeSet<TargetId>,
     /// Build scripts' `rerun-if-changed` paths the watcher was last asked to watch.
     script_watches: Vec<ScriptWatch>,
 }
@@ -121,6 +123,7 @@ impl Swap {
             restart_all: false,
             notify_started,
             held: BTreeSet::new(),
+            retry: BTreeSet::new(),
             script_watches: Vec::new(),
         };
         swap.set_targets(cx, targets, Instant::now());
@@ -196,6 +199,14 @@ impl Swap {
             if job.latest.is_none() && self.targets.contains(&job.target) {
                 wanted.insert(job.target.clone());
             }
+        }
+        wanted.extend(std::mem::take(&mut self.retry));
+        wanted.retain(|t| self.targets.contains(t));
+        // A before-build hook runs for a build not started yet: it goes with that build,
+        // and the hooks run again for the union.
+        if self.cancel_before_build(cx, &mut wanted) {
+            self.build_after_hooks(cx, wanted.into_iter().collect(), now);
+            return;
         }
         if let Some(active) = &self.build {
             self.queued.extend(active.build.targets.iter().cloned());
@@ -656,8 +667,9 @@ impl Workload for Swap {
     fn quit(&mut self, cx: &mut Ctx, reason: &str, now: Instant) {
         self.queued.clear();
         self.finishing = None;
-        // Hooks not yet started never will be; one running is waited for.
+        // Hooks not yet started never will be; one running is killed, and waited for.
         self.gates.retain(|_| false);
+        self.kill_running_hook(cx);
         let mut fx = Effects::new(cx, &self.settings);
         for job in &mut self.jobs {
             job.stop(reason, &mut fx, now);
