@@ -495,7 +495,7 @@ fn a_hanging_hook_neither_blocks_a_quit_nor_outlives_cargo_hot() {
     for signal in [libc::SIGTERM, libc::SIGKILL] {
         let _ = fs::remove_file(ws.path("hook.pid"));
         let _ = fs::remove_file(ws.path("hook-child.pid"));
-        let mut hot = ws.hot(&["--config", "hot.toml", "--bin", "api"]);
+        let mut hot = ws.hot(&["--hot-config", "hot.toml", "--bin", "api"]);
         let hook: u32 = wait_file(&ws.path("hook.pid"), EVENT_TIMEOUT)
             .trim()
             .parse()
@@ -542,7 +542,14 @@ targets = ["api"]
 "#,
     );
     // One burst for all 2000 files, even on a slow disk.
-    let mut hot = ws.hot(&["--config", "hot.toml", "--bin", "api", "--debounce", "1s"]);
+    let mut hot = ws.hot(&[
+        "--hot-config",
+        "hot.toml",
+        "--bin",
+        "api",
+        "--debounce",
+        "1s",
+    ]);
     hot.started("api");
     // ~250 bytes a path: 600 of them are more than one environment string may hold.
     let dir = format!("gen/{}", "generated-".repeat(20));
