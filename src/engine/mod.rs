@@ -42,7 +42,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use crossbeam_channel::never;
 
-use self::core::{Core, Ctx};
+use self::core::{Core, Ctx, Workload};
 use self::driver::{Channels, Driver, Loader};
 pub use self::protocol::{Action, Input};
 use self::protocol::{Reloaded, ReloadedConfig};
@@ -146,21 +146,15 @@ pub fn run(mut config: RunConfig) -> Result<i32> {
     announce_sockets(&mut driver, swap.targets());
     announce_proxies(&mut driver);
     swap.start(&mut cx, Instant::now());
-    let mut core = Core::new(cx, swap);
-    let first = core.handle(Input::Tick, Instant::now());
-    let keys = driver.ui.keys()?.unwrap_or_else(never);
-    driver.run(
-        &mut core,
-        first,
-        Channels {
-            watch: watch_rx,
-            procs: proc_rx,
-            signals: signal_rx,
-            ready: ready_rx,
-            keys,
-            proxy: proxy_rx,
-        },
-    )
+    let channels = Channels {
+        watch: watch_rx,
+        procs: proc_rx,
+        signals: signal_rx,
+        ready: ready_rx,
+        keys: never(),
+        proxy: proxy_rx,
+    };
+    serve(&mut driver, Core::new(cx, swap), channels)
 }
 
 /// Runs `cargo hot test|check|clippy` until a signal stops it. Returns the exit code.
@@ -221,21 +215,28 @@ pub fn run_rounds(options: crate::rounds::Options) -> Result<i32> {
     let mut cx = Ctx::new(workspace, debounce, verbose);
     let mut rounds = self::rounds::Rounds::new(options, ignore);
     rounds.start(&mut cx, Instant::now());
-    let mut core = Core::new(cx, rounds);
+    let channels = Channels {
+        watch: watch_rx,
+        procs: proc_rx,
+        signals: signal_rx,
+        ready: ready_rx,
+        keys: never(),
+        proxy: never(),
+    };
+    serve(&mut driver, Core::new(cx, rounds), channels)
+}
+
+/// Hands the session to the loop: the core's first decisions (what `start` queued), then
+/// every input until it says to exit. Keys are read only from here on, once the terminal is
+/// the UI's.
+fn serve<W: Workload>(
+    driver: &mut Driver,
+    mut core: Core<W>,
+    mut channels: Channels,
+) -> Result<i32> {
     let first = core.handle(Input::Tick, Instant::now());
-    let keys = driver.ui.keys()?.unwrap_or_else(never);
-    driver.run(
-        &mut core,
-        first,
-        Channels {
-            watch: watch_rx,
-            procs: proc_rx,
-            signals: signal_rx,
-            ready: ready_rx,
-            keys,
-            proxy: never(),
-        },
-    )
+    channels.keys = driver.ui.keys()?.unwrap_or_else(never);
+    driver.run(&mut core, first, channels)
 }
 
 /// Package name → (directory, version), for the CARGO_* variables `cargo run` sets.
