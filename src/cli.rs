@@ -219,12 +219,14 @@ pub struct RunArgs {
     #[arg(long, help_heading = "Cargo options")]
     pub keep_going: bool,
 
-    /// Quiet period after the last file event before building [default: 10ms].
+    /// Quiet period after the last file event before building [default: 10ms; on Linux 2ms
+    /// once every changed file is closed].
     ///
     /// A burst of writes (a `git checkout`, `cargo fmt`) ends in one build. The events of one
     /// save (an editor's temp file, rename, write) come within a millisecond or two, so 10ms
-    /// holds them together while adding little to the wait for a build. Also `2s`, `500`
-    /// (milliseconds).
+    /// holds them together while adding little to the wait for a build; where the OS reports
+    /// that the writer closed the file (inotify), 2ms is enough. A value given here applies
+    /// exactly, closes or not. Also `2s`, `500` (milliseconds).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Watching")]
     pub debounce: Option<Duration>,
     /// Poll the file system instead of using native events (Docker bind mounts, network
@@ -407,7 +409,8 @@ pub struct WatchArgs {
     pub cargo: CargoArgs,
     #[command(flatten)]
     pub output: OutputArgs,
-    /// Quiet period after the last file event before running [default: 10ms].
+    /// Quiet period after the last file event before running [default: 10ms; on Linux 2ms
+    /// once every changed file is closed].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Watching")]
     pub debounce: Option<Duration>,
     /// Read cargo hot's configuration from this TOML file too (on top of Cargo.toml's).

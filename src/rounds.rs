@@ -17,7 +17,7 @@ use anyhow::{bail, Result};
 use cargo_metadata::Message;
 
 use crate::cli::{CheckArgs, ClippyArgs, TestArgs, WatchArgs};
-use crate::config::{CargoOptions, Env, OutputConfig, DEFAULT_DEBOUNCE};
+use crate::config::{CargoOptions, Debounce, Env, OutputConfig};
 use crate::event::PackageOutcome;
 use crate::workspace::{PackageChanges, Workspace};
 
@@ -152,8 +152,8 @@ impl Options {
     }
 
     /// The quiet period: the flag, else the configuration's, else the default.
-    pub fn debounce_with(&self, configured: Option<Duration>) -> Duration {
-        self.debounce.or(configured).unwrap_or(DEFAULT_DEBOUNCE)
+    pub fn debounce_with(&self, configured: Option<Duration>) -> Debounce {
+        Debounce::from_setting(self.debounce.or(configured))
     }
 }
 

@@ -1,6 +1,7 @@
 //! Issue 13, the quiet period: what a build started at the first event of a save would do.
 //! Three ways editors save `core/src/lib.rs` (a plain rewrite, write-then-rename, vim's
-//! probe-backup-write), each four times, under the default `--debounce` and under
+//! probe-backup-write) and a "save all" of three files, each four times, under the default
+//! quiet period (10 ms, or 2 ms once every file is closed), `--debounce 10ms` and
 //! `--debounce 0ms` (a build at the first event, which a trigger on the leading edge is too):
 //! builds started, cancelled by the rest of the same save, and restarts.
 
@@ -18,7 +19,7 @@ struct Style {
     save: fn(&Path, &str) -> Result<()>,
 }
 
-const STYLES: [Style; 3] = [
+const STYLES: [Style; 4] = [
     Style {
         name: "rewrite in place (truncate, write)",
         save: |path, text| trees::write(path, text),
@@ -44,6 +45,15 @@ const STYLES: [Style; 3] = [
             fs::remove_file(&backup).context("failed to remove the backup")
         },
     },
+    Style {
+        name: "save all: three files back to back (lib.rs and two new modules)",
+        save: |path, text| {
+            trees::write(path, text)?;
+            let dir = path.parent().context("no parent")?;
+            trees::write(&dir.join("saved_a.rs"), text)?;
+            trees::write(&dir.join("saved_b.rs"), text)
+        },
+    },
 ];
 
 /// Per style and debounce: (style, debounce, builds started, cancelled, finished, restarts)
@@ -53,8 +63,12 @@ pub type SaveRow = (&'static str, &'static str, usize, usize, usize, usize);
 pub fn save_styles(bin: &Path, ws: &Path, saves: usize) -> Result<Vec<SaveRow>> {
     let mut rows = Vec::new();
     for style in &STYLES {
-        for debounce in ["10ms", "0ms"] {
-            let mut hot = Hot::start(bin, ws, &["-p", "api", "--debounce", debounce])?;
+        for debounce in ["default", "10ms", "0ms"] {
+            let mut args = vec!["-p", "api"];
+            if debounce != "default" {
+                args.extend(["--debounce", debounce]);
+            }
+            let mut hot = Hot::start(bin, ws, &args)?;
             hot.target_up("api", 0)?;
             let mark = hot.mark();
             for i in 0..saves {

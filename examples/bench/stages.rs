@@ -375,9 +375,9 @@ pub fn print(results: &[VariantResult]) -> bool {
     println!("### cargo hot, stage by stage (medians, ms)");
     println!();
     println!(
-        "| fixture | binary | save → new version | event | plan | build (cargo) | stage | spawn | ready | **own share** | bare cargo | ratio | cancelled builds |"
+        "| fixture | binary | save → new version | event | plan | build (cargo) | stage | spawn | ready | **own share** | bare cargo | bare: start → answer | ratio | cancelled builds |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let rows = results.iter().flat_map(|r| {
         [
             (r.label.clone(), &r.hot),
@@ -390,7 +390,7 @@ pub fn print(results: &[VariantResult]) -> bool {
     for (label, hot, r) in rows {
         let m = |f: fn(&Stages) -> f64| stage_median(hot, f);
         println!(
-            "| {} | {:.0} MB | {:.0} | {:.1} | {:.1} | {:.0} | {:.1} | {:.1} | {:.1} | **{:.1}** | {:.0} (build {:.0}) | {:.3} | {} of {} saves |",
+            "| {} | {:.0} MB | {:.0} | {:.1} | {:.1} | {:.0} | {:.1} | {:.1} | {:.1} | **{:.1}** | {:.0} (build {:.0}) | {:.1} | {:.3} | {} of {} saves |",
             label,
             r.binary_bytes as f64 / 1e6,
             median(&hot.iter().map(|s| s.total).collect::<Vec<_>>()),
@@ -403,6 +403,12 @@ pub fn print(results: &[VariantResult]) -> bool {
             m(Stages::share),
             median(&r.bare.iter().map(|s| s.total).collect::<Vec<_>>()),
             median(&r.bare.iter().filter_map(|s| s.build).collect::<Vec<_>>()),
+            median(
+                &r.bare
+                    .iter()
+                    .filter_map(|s| s.build.map(|b| s.total - b))
+                    .collect::<Vec<_>>()
+            ),
             ratio(hot, &r.bare),
             hot.iter().filter(|s| s.cancelled > 0).count(),
             hot.len(),
@@ -410,7 +416,7 @@ pub fn print(results: &[VariantResult]) -> bool {
     }
     println!();
     println!(
-        "own share = save → new version minus cargo's build; bare cargo = `cargo build -p api` + start + first answer (its `ready` part is in cargo hot's share too)."
+        "own share = save → new version minus cargo's build; bare cargo = `cargo build -p api` + start + first answer (its start → answer part is in cargo hot's `ready`, and so in its share, too)."
     );
     let mut met = true;
     for r in results

@@ -37,16 +37,43 @@ use crate::ui::alerts::AlertOptions;
 use crate::watcher::WatchSpec;
 use crate::workspace::{normalize, Selection, TargetId, Workspace};
 
-pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(10);
+/// The quiet period when neither `--debounce` nor the configuration sets one.
+pub const DEFAULT_DEBOUNCE: Debounce = Debounce {
+    quiet: Duration::from_millis(10),
+    whole: Duration::from_millis(2),
+};
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_SIGNAL: Signal = Signal::TERM;
+
+/// How long a burst of file events must be quiet before it is built.
+///
+/// A quiet period exists so that one save (truncate, write, close; or write a temporary file,
+/// rename it into place) is one build, not a build that the rest of the save cancels. Where
+/// the OS says when a writer is done with a file (inotify's `IN_CLOSE_WRITE` on Linux), the
+/// default waits only `whole` once every file of the burst is known whole; elsewhere, or
+/// while a file is still open for writing, it waits `quiet`. A `--debounce` set by the user
+/// is honoured exactly: both are that value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Debounce {
+    /// Quiet needed while a file of the burst may still be being written.
+    pub quiet: Duration,
+    /// Quiet needed once every file of the burst is known whole.
+    pub whole: Duration,
+}
+
+impl Debounce {
+    /// The user's `--debounce` (or `debounce =`), else the default.
+    pub fn from_setting(setting: Option<Duration>) -> Debounce {
+        setting.map_or(DEFAULT_DEBOUNCE, |d| Debounce { quiet: d, whole: d })
+    }
+}
 
 /// Everything `cargo hot run` needs to know, resolved.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
     pub cargo: CargoOptions,
     pub selection: Selection,
-    pub debounce: Duration,
+    pub debounce: Debounce,
     pub poll: Option<Duration>,
     /// `--no-poll`: never poll, not even automatically.
     pub native_only: bool,
@@ -221,7 +248,7 @@ impl RunConfig {
         Ok(RunConfig {
             cargo,
             selection: selection(&args.selection),
-            debounce: args.debounce.unwrap_or(DEFAULT_DEBOUNCE),
+            debounce: Debounce::from_setting(args.debounce),
             poll: args.poll,
             native_only: args.no_poll,
             extra_roots,
@@ -266,11 +293,7 @@ impl RunConfig {
             Some(run) if self.selection == Selection::default() => run.clone(),
             _ => workspace.select(&self.selection, &self.selection_dir())?,
         };
-        self.debounce = self
-            .flags
-            .debounce
-            .or(hot.debounce)
-            .unwrap_or(DEFAULT_DEBOUNCE);
+        self.debounce = Debounce::from_setting(self.flags.debounce.or(hot.debounce));
         self.poll = if self.native_only {
             None
         } else {

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::protocol::{Action, Input, Reloaded};
 use super::settle::Burst;
+use crate::config::Debounce;
 use crate::event::Event;
 use crate::process::{ProcKey, Signal, Spawn, Stream};
 use crate::ui::Key;
@@ -60,7 +61,7 @@ pub struct Core<W> {
 pub struct Ctx {
     out: Vec<Action>,
     burst: Burst,
-    pub debounce: Duration,
+    pub debounce: Debounce,
     pub verbose: bool,
     pub workspace: Workspace,
     cargo: Option<CargoRun>,
@@ -109,6 +110,11 @@ impl<W: Workload> Core<W> {
                 }
                 if cx.quit.is_none() {
                     cx.burst.add(changes, now, cx.debounce);
+                }
+            }
+            Input::FilesClosed(paths) => {
+                if cx.quit.is_none() {
+                    cx.burst.closed(paths, now, cx.debounce);
                 }
             }
             Input::Settled(paths) => {
@@ -261,7 +267,7 @@ fn begin_quit<W: Workload>(cx: &mut Ctx, work: &mut W, reason: &str, code: i32, 
 }
 
 impl Ctx {
-    pub fn new(workspace: Workspace, debounce: Duration, verbose: bool) -> Ctx {
+    pub fn new(workspace: Workspace, debounce: Debounce, verbose: bool) -> Ctx {
         Ctx {
             out: Vec::new(),
             burst: Burst::default(),

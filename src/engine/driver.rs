@@ -206,6 +206,7 @@ impl Driver {
                 },
                 recv(watch_rx) -> msg => match msg {
                     Ok(WatchMsg::Changes(changes)) => Some(Input::FileChanges(changes)),
+                    Ok(WatchMsg::Closed(paths)) => Some(Input::FilesClosed(paths)),
                     Ok(WatchMsg::Warning(message)) => Some(Input::WatchWarning(message)),
                     Ok(WatchMsg::FellBackToPolling { reason }) => Some(Input::WatchWarning(reason)),
                     // The watcher thread died: reported once, and the loop stops waiting on it.

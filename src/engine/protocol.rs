@@ -23,6 +23,8 @@ use crate::workspace::{BuildKnowledge, ScriptWatch, TargetId, Workspace};
 pub enum Input {
     /// Raw file events from the watcher, not yet settled.
     FileChanges(Vec<PathChange>),
+    /// Writers closed these files: earlier changes to them are whole (inotify only).
+    FilesClosed(Vec<PathBuf>),
     /// A settled burst, minus the paths that came and went within it
     /// (answers [`Action::Settle`]).
     Settled(Vec<PathBuf>),

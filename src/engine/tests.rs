@@ -12,7 +12,7 @@ use super::rounds::Rounds;
 use super::swap::Swap;
 use crate::build::Staged;
 use crate::cli::RunArgs;
-use crate::config::{Env, RunConfig, TargetLayer};
+use crate::config::{Debounce, Env, RunConfig, TargetLayer};
 use crate::event::Event;
 use crate::hooks::{Hook, Stage};
 use crate::process::{ExitInfo, ProcKey, Signal, Stream};
@@ -120,7 +120,7 @@ fn run_harness(setup: Setup) -> Harness<Swap> {
     if let Some(configure) = setup.configure {
         configure(&mut config, &ws);
     }
-    let mut cx = Ctx::new(ws.workspace(), 10 * MS, false);
+    let mut cx = Ctx::new(ws.workspace(), Debounce::from_setting(Some(10 * MS)), false);
     let mut swap = Swap::new(config, vec![api(), worker()], sockets, false, &mut cx);
     let now = Instant::now();
     swap.start(&mut cx, now);
@@ -224,6 +224,7 @@ impl<W: Workload> Harness<W> {
         let mut actions = self.feed(Input::FileChanges(vec![PathChange {
             path,
             kind: ChangeKind::Modified,
+            whole: false,
         }]));
         actions.extend(self.advance(10 * MS));
         actions
@@ -730,6 +731,7 @@ fn a_burst_settles_after_the_quiet_period() {
         Input::FileChanges(vec![PathChange {
             path,
             kind: ChangeKind::Modified,
+            whole: false,
         }])
     };
     h.feed(change(h.ws.path("web/src/lib.rs")));
@@ -744,6 +746,23 @@ fn a_burst_settles_after_the_quiet_period() {
 }
 
 #[test]
+fn a_save_is_built_soon_after_its_writer_closes_the_file() {
+    let mut h = Harness::running();
+    h.core.cx.debounce = crate::config::DEFAULT_DEBOUNCE;
+    let path = h.ws.path("web/src/lib.rs");
+    h.feed(Input::FileChanges(vec![PathChange {
+        path: path.clone(),
+        kind: ChangeKind::Modified,
+        whole: false,
+    }]));
+    assert_eq!(h.core.next_deadline(), Some(h.now + 10 * MS));
+    assert!(build_started(&h.advance(MS)).is_none());
+    h.feed(Input::FilesClosed(vec![path]));
+    assert_eq!(h.core.next_deadline(), Some(h.now + 2 * MS));
+    assert_eq!(build_started(&h.advance(2 * MS)).unwrap(), ["api"]);
+}
+
+#[test]
 fn the_settle_cap_builds_a_file_rewritten_continuously() {
     let mut h = Harness::running();
     let path = h.ws.path("web/src/lib.rs");
@@ -754,6 +773,7 @@ fn the_settle_cap_builds_a_file_rewritten_continuously() {
         h.feed(Input::FileChanges(vec![PathChange {
             path: path.clone(),
             kind: ChangeKind::Modified,
+            whole: false,
         }]));
         if build_started(&h.advance(5 * MS)).is_some() {
             built_at = Some(h.now);
@@ -1034,7 +1054,7 @@ fn rounds_harness(postpone: bool) -> Harness<Rounds> {
         runner_args: Vec::new(),
         cwd: ws.root().to_path_buf(),
     };
-    let mut cx = Ctx::new(ws.workspace(), 10 * MS, false);
+    let mut cx = Ctx::new(ws.workspace(), Debounce::from_setting(Some(10 * MS)), false);
     let mut rounds = Rounds::new(options, Vec::new());
     let now = Instant::now();
     rounds.start(&mut cx, now);
@@ -1114,6 +1134,7 @@ fn rounds_have_the_settle_cap_too() {
         h.feed(Input::FileChanges(vec![PathChange {
             path: path.clone(),
             kind: ChangeKind::Modified,
+            whole: false,
         }]));
         if round_started(&h.advance(5 * MS)).is_some() {
             started = true;

@@ -94,6 +94,13 @@ impl Backend {
         Ok(Backend::Poll { watcher, interval })
     }
 
+    /// Whether the backend tells when a writer closes a file (inotify's `IN_CLOSE_WRITE`);
+    /// FSEvents, `ReadDirectoryChangesW` and polling do not.
+    pub(super) fn reports_closes(&self) -> bool {
+        cfg!(any(target_os = "linux", target_os = "android"))
+            && matches!(self, Backend::Native { .. })
+    }
+
     pub(super) fn mode(&self) -> WatchMode {
         match self {
             Backend::Native { .. } => WatchMode::Native,

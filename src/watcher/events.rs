@@ -3,11 +3,13 @@
 //! event implies (a directory appeared, went away, became a cache dir, or an
 //! ignore file changed).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
-use notify::event::{CreateKind, EventKind, MetadataKind, ModifyKind, RemoveKind, RenameMode};
+use notify::event::{
+    AccessKind, AccessMode, CreateKind, EventKind, MetadataKind, ModifyKind, RemoveKind, RenameMode,
+};
 use notify::ErrorKind;
 
 use super::backend::RawEvent;
@@ -19,7 +21,10 @@ use super::{is_editor_temp, ChangeKind, PathChange, WatchMode, WatchMsg};
 impl State {
     /// Handles a burst of raw events and queues one `Changes` batch.
     pub(super) fn handle_batch(&mut self, batch: Vec<RawEvent>) {
-        let mut step = Step::default();
+        let mut step = Step {
+            closes: self.backend.reports_closes(),
+            ..Step::default()
+        };
         for raw in batch {
             match raw {
                 Ok(event) => self.handle_event(event, &mut step),
@@ -35,11 +40,12 @@ impl State {
             }
             self.sync_all();
         }
-        let mut seen = HashSet::new();
-        step.changes
-            .retain(|c| seen.insert((c.path.clone(), c.kind)));
-        if !step.changes.is_empty() {
-            self.out.push(WatchMsg::Changes(step.changes));
+        let (changes, closed) = step.finish();
+        if !changes.is_empty() {
+            self.out.push(WatchMsg::Changes(changes));
+        }
+        if !closed.is_empty() {
+            self.out.push(WatchMsg::Closed(closed));
         }
     }
 
@@ -53,6 +59,14 @@ impl State {
         }
         let paths = event.paths;
         match event.kind {
+            // A writer is done with the file: what it wrote is whole.
+            EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
+                for path in paths {
+                    if self.reportable(&path, Some(false)) {
+                        step.close(path);
+                    }
+                }
+            }
             EventKind::Access(_)
             | EventKind::Modify(ModifyKind::Metadata(MetadataKind::AccessTime)) => {}
             EventKind::Create(kind) => {
@@ -61,27 +75,33 @@ impl State {
                     CreateKind::File => Some(false),
                     _ => None,
                 };
+                // A new file is being written by whoever created it (a close will follow); a
+                // new directory is usually filled next (`mkdir -p` and a write, a checkout).
+                // Neither is whole: the burst waits the full quiet unless a close says more.
                 for path in paths {
-                    self.created(path, is_dir, step);
+                    self.created(path, is_dir, Whole::No, step);
                 }
             }
+            // A rename moves a file that is already whole (an editor's atomic save).
             EventKind::Modify(ModifyKind::Name(mode)) => match mode {
                 RenameMode::From => paths.into_iter().for_each(|p| self.removed(p, None, step)),
-                RenameMode::To => paths.into_iter().for_each(|p| self.created(p, None, step)),
+                RenameMode::To => paths
+                    .into_iter()
+                    .for_each(|p| self.created(p, None, Whole::Yes, step)),
                 RenameMode::Both => {
                     let mut paths = paths.into_iter();
                     if let Some(from) = paths.next() {
                         self.removed(from, None, step);
                     }
                     if let Some(to) = paths.next() {
-                        self.created(to, None, step);
+                        self.created(to, None, Whole::Yes, step);
                     }
                 }
                 // No side given: what is there now tells which side this is.
                 _ => {
                     for path in paths {
                         if path.symlink_metadata().is_ok() {
-                            self.created(path, None, step);
+                            self.created(path, None, Whole::Yes, step);
                         } else {
                             self.removed(path, None, step);
                         }
@@ -98,17 +118,23 @@ impl State {
                     self.removed(path, is_dir, step);
                 }
             }
-            // Data writes, `touch` (inotify's IN_ATTRIB) and the poll
-            // backend's mtime changes all mean "rebuild".
+            // `touch` (inotify's IN_ATTRIB) changes no bytes: nothing more is coming.
+            EventKind::Modify(ModifyKind::Metadata(_)) => {
+                for path in paths {
+                    self.modified(path, Whole::Yes, step);
+                }
+            }
+            // Data writes and the poll backend's mtime changes: more may follow until the
+            // writer closes the file.
             EventKind::Modify(_) | EventKind::Any | EventKind::Other => {
                 for path in paths {
-                    self.modified(path, step);
+                    self.modified(path, Whole::No, step);
                 }
             }
         }
     }
 
-    fn created(&mut self, path: PathBuf, is_dir: Option<bool>, step: &mut Step) {
+    fn created(&mut self, path: PathBuf, is_dir: Option<bool>, whole: Whole, step: &mut Step) {
         if path.file_name() == Some(OsStr::new(CACHEDIR_TAG)) {
             if let Some(parent) = path.parent() {
                 self.cache_dir_appeared(parent);
@@ -119,7 +145,7 @@ impl State {
         if !self.reportable(&path, Some(is_dir)) {
             return;
         }
-        step.push(path.clone(), ChangeKind::Created);
+        step.push(path.clone(), ChangeKind::Created, whole);
         // An exact path that is an ignored directory is reported, never walked.
         let walkable = !self.exact.contains(&path) || !self.filter.is_ignored(&path, true);
         if is_dir && walkable {
@@ -136,8 +162,10 @@ impl State {
         let walked = self.walk_and_watch(dir, true);
         for file in walked.files {
             step.note_ignore_file(&file);
+            // Found on disk, not seen being written: a write still going on sends its own
+            // events through the watch that now exists.
             if self.reportable(&file, Some(false)) {
-                step.push(file, ChangeKind::Created);
+                step.push(file, ChangeKind::Created, Whole::Yes);
             }
         }
     }
@@ -155,11 +183,11 @@ impl State {
         }
         step.note_ignore_file(&path);
         if self.reportable(&path, if was_watched { Some(true) } else { is_dir }) {
-            step.push(path, ChangeKind::Removed);
+            step.push(path, ChangeKind::Removed, Whole::Yes);
         }
     }
 
-    fn modified(&mut self, path: PathBuf, step: &mut Step) {
+    fn modified(&mut self, path: PathBuf, whole: Whole, step: &mut Step) {
         // A watched directory's own metadata changes whenever an entry is
         // added or removed (the poll backend reports that); the entry's event
         // is the one that matters.
@@ -168,7 +196,7 @@ impl State {
         }
         step.note_ignore_file(&path);
         if self.reportable(&path, None) {
-            step.push(path, ChangeKind::Modified);
+            step.push(path, ChangeKind::Modified, whole);
         }
     }
 
@@ -239,16 +267,59 @@ impl State {
     }
 }
 
+/// Whether an event leaves its file whole (see [`PathChange::whole`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Whole {
+    Yes,
+    No,
+}
+
 /// The changes of one batch plus whether ignore files changed in it.
 #[derive(Default)]
 struct Step {
     changes: Vec<PathChange>,
+    /// Per path, whether its latest event in this batch left it whole.
+    whole: HashMap<PathBuf, bool>,
+    /// The backend reports closes: without them nothing is ever known whole.
+    closes: bool,
     reload: bool,
 }
 
 impl Step {
-    fn push(&mut self, path: PathBuf, kind: ChangeKind) {
-        self.changes.push(PathChange { path, kind });
+    fn push(&mut self, path: PathBuf, kind: ChangeKind, whole: Whole) {
+        self.whole
+            .insert(path.clone(), self.closes && whole == Whole::Yes);
+        self.changes.push(PathChange {
+            path,
+            kind,
+            whole: false,
+        });
+    }
+
+    fn close(&mut self, path: PathBuf) {
+        if self.closes {
+            self.whole.insert(path, true);
+        }
+    }
+
+    /// The batch's changes (each path and kind once, whole as of the batch's end) and the
+    /// files closed in it that it reports no change for.
+    fn finish(self) -> (Vec<PathChange>, Vec<PathBuf>) {
+        let Step {
+            mut changes, whole, ..
+        } = self;
+        let mut seen = HashSet::new();
+        changes.retain(|c| seen.insert((c.path.clone(), c.kind)));
+        for change in &mut changes {
+            change.whole = whole.get(&change.path).copied().unwrap_or(false);
+        }
+        let changed: HashSet<&Path> = changes.iter().map(|c| c.path.as_path()).collect();
+        let closed = whole
+            .iter()
+            .filter(|(path, whole)| **whole && !changed.contains(path.as_path()))
+            .map(|(path, _)| path.clone())
+            .collect();
+        (changes, closed)
     }
 
     fn note_ignore_file(&mut self, path: &Path) {

@@ -79,6 +79,12 @@ pub enum ChangeKind {
 pub struct PathChange {
     pub path: PathBuf,
     pub kind: ChangeKind,
+    /// The file's writer is known to be done with it: the change came as a rename into place,
+    /// a removal or an attribute change, or its writer closed it later in the same batch.
+    /// Only inotify says so (with `IN_CLOSE_WRITE`); other backends report every change as
+    /// not whole, and a change that is not whole yet is completed by a later
+    /// [`WatchMsg::Closed`].
+    pub whole: bool,
 }
 
 #[derive(Debug)]
@@ -86,6 +92,9 @@ pub enum WatchMsg {
     /// Already filtered: never ignored paths, never editor scratch files.
     /// Duplicates within one batch are removed; across batches they can occur.
     Changes(Vec<PathChange>),
+    /// Writers closed these files (inotify only): changes to them reported earlier as not
+    /// [`whole`](PathChange::whole) are whole now. Not a change in itself.
+    Closed(Vec<PathBuf>),
     /// Something is not watched (unreadable directory, vanished root…);
     /// watching goes on. Each distinct warning is sent once.
     Warning(String),

@@ -96,6 +96,7 @@ fn a_change_under_a_watch_directory_restarts_every_target_without_a_build() {
     let mut actions = h.feed(Input::FileChanges(vec![PathChange {
         path,
         kind: ChangeKind::Modified,
+        whole: false,
     }]));
     actions.extend(h.advance(10 * MS));
     assert_eq!(build_started(&actions), None);

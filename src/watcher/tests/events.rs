@@ -152,3 +152,58 @@ fn non_utf8_names_are_reported() {
     fs::write(&file, "x").unwrap();
     collect_until(&rx, |all| has(all, &file));
 }
+
+/// inotify says when a writer is done (`IN_CLOSE_WRITE`): a file still open for writing is not
+/// whole, and its close is reported (the quiet period of a save ends there).
+#[cfg(target_os = "linux")]
+#[test]
+fn a_write_is_whole_only_once_its_writer_closes_the_file() {
+    use std::io::Write;
+    let tree = Tree::new();
+    let lib = tree.write("src/lib.rs", "old");
+    let (_watcher, rx) = start(tree.spec());
+
+    let mut file = fs::File::create(&lib).unwrap();
+    file.write_all(b"new").unwrap();
+    let changes = collect_until(&rx, |all| has(all, &lib));
+    assert!(
+        changes.iter().all(|c| c.path != lib || !c.whole),
+        "a file still open for writing was reported whole: {changes:?}"
+    );
+    drop(file);
+    // The close arrives on its own, or (when it came in the same batch as a write) as a
+    // change that is whole.
+    wait_for_msg(&rx, |msg| match msg {
+        WatchMsg::Closed(paths) => paths.contains(&lib),
+        WatchMsg::Changes(changes) => changes.iter().any(|c| c.path == lib && c.whole),
+        _ => false,
+    });
+
+    // A rename into place is whole at once: the editor wrote and closed the file under
+    // another name first.
+    let scratch = tree.write("src/next.txt", "renamed");
+    let main = tree.path("src/main.rs");
+    fs::rename(&scratch, &main).unwrap();
+    let changes = collect_until(&rx, |all| has(all, &main));
+    assert!(
+        changes.iter().any(|c| c.path == main && c.whole),
+        "{changes:?}"
+    );
+}
+
+/// Polling cannot tell when a writer is done: nothing it reports is whole, so the full quiet
+/// period applies.
+#[test]
+fn polling_never_reports_a_file_whole() {
+    let tree = Tree::new();
+    let lib = tree.write("src/lib.rs", "");
+    let (_watcher, rx) = start(WatchSpec {
+        poll: Some(Duration::from_millis(20)),
+        ..tree.spec()
+    });
+    let new = tree.write("src/new.rs", "x");
+    // The poller compares mtimes in whole seconds: move it well away.
+    touch(&lib, SystemTime::now() + Duration::from_secs(60));
+    let changes = collect_until(&rx, |all| has(all, &lib) && has(all, &new));
+    assert!(changes.iter().all(|c| !c.whole), "{changes:?}");
+}
