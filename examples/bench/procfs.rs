@@ -137,3 +137,35 @@ pub fn dir_inodes(root: &Path) -> Result<Vec<u64>> {
     }
     Ok(inodes)
 }
+
+/// Idle processes that stand for the rest of a desktop (an IDE, a browser's tabs) while a
+/// variant runs; killed when dropped.
+pub struct IdleProcesses {
+    children: Vec<std::process::Child>,
+}
+
+impl IdleProcesses {
+    pub fn start(count: usize) -> Result<IdleProcesses> {
+        let mut idle = IdleProcesses {
+            children: Vec::with_capacity(count),
+        };
+        for _ in 0..count {
+            let child = std::process::Command::new("sleep")
+                .arg("3600")
+                .stdin(std::process::Stdio::null())
+                .spawn()
+                .context("failed to start an idle `sleep` process")?;
+            idle.children.push(child);
+        }
+        Ok(idle)
+    }
+}
+
+impl Drop for IdleProcesses {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
