@@ -12,9 +12,18 @@
 //! out of reach; so is everything on platforms without `/proc` (documented in
 //! `docs/processes.md`). Signals go through pidfds, so a pid that was reused between the scan
 //! and the signal is never hit.
+//!
+//! Finding those processes reads only cargo hot's own subtree: as a subreaper, every process
+//! it started, and everything those started, stays its descendant (an orphan comes back to
+//! it), so the kernel's per-thread `children` lists lead to all of them. Scanning all of
+//! `/proc` instead cost 16 ms per build on a machine with 670 processes (a desktop has
+//! that many), on the path from cargo's exit to the new process. The full scan remains where
+//! those lists are missing (a kernel without `CONFIG_PROC_CHILDREN`) and in the reaper
+//! process, which is nobody's subreaper.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use anyhow::Result;
@@ -26,6 +35,9 @@ pub const TREE_VAR: &str = "CARGO_HOT_TREE";
 
 /// Processes the orphan reaper must leave alone: their own waiter reaps them.
 static OWN_WAITERS: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
+
+/// This process is a child subreaper: its subtree holds everything it ever started.
+static SUBREAPER: AtomicBool = AtomicBool::new(false);
 
 /// Starts a child with `start` and claims it (it is waited for by its own thread), with the
 /// orphan reaper held off meanwhile: a child that exits at once must not be taken for an
@@ -71,6 +83,7 @@ fn start_orphan_reaper() -> Result<()> {
     if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong) } != 0 {
         return Err(io::Error::last_os_error()).context("failed to become a child subreaper");
     }
+    SUBREAPER.store(true, Ordering::SeqCst);
     let mut signals =
         signal_hook::iterator::Signals::new([libc::SIGCHLD]).context("failed to watch SIGCHLD")?;
     std::thread::Builder::new()
@@ -96,7 +109,11 @@ fn reap_orphans() {
     let our_group = unsafe { libc::getpgrp() } as u32;
     // Held throughout: no child is started (and not yet claimed) meanwhile.
     let waiters = OWN_WAITERS.lock().unwrap_or_else(|e| e.into_inner());
-    for info in scan() {
+    let children = match children_of(me) {
+        Some(pids) => pids.into_iter().filter_map(read_info).collect(),
+        None => scan(),
+    };
+    for info in children {
         if info.ppid != me || !info.zombie || info.pgid == our_group {
             continue;
         }
@@ -136,6 +153,58 @@ fn parse_stat(pid: u32, stat: &str) -> Option<ProcInfo> {
 fn read_info(pid: u32) -> Option<ProcInfo> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     parse_stat(pid, &stat)
+}
+
+/// The children of `pid`, from the kernel's per-thread lists; `None` where the kernel keeps
+/// no such lists. A process that is gone has none.
+fn children_of(pid: u32) -> Option<Vec<u32>> {
+    if !has_children_lists() {
+        return None;
+    }
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Some(Vec::new());
+    };
+    let mut children = Vec::new();
+    for task in tasks.flatten() {
+        // A thread that ended meanwhile has no list any more: it has no children either.
+        if let Ok(list) = std::fs::read_to_string(task.path().join("children")) {
+            children.extend(
+                list.split_whitespace()
+                    .filter_map(|p| p.parse::<u32>().ok()),
+            );
+        }
+    }
+    Some(children)
+}
+
+/// `/proc/PID/task/TID/children` exists (`CONFIG_PROC_CHILDREN`, on in the usual kernels).
+fn has_children_lists() -> bool {
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| std::path::Path::new("/proc/thread-self/children").exists())
+}
+
+/// Every process that may carry one of our markers: our subtree when we are a subreaper
+/// (nothing we started can leave it), else everything in `/proc`.
+fn candidates() -> Vec<ProcInfo> {
+    let me = std::process::id();
+    if !SUBREAPER.load(Ordering::SeqCst) {
+        return scan();
+    }
+    let Some(mut frontier) = children_of(me) else {
+        return scan();
+    };
+    let mut seen = BTreeSet::new();
+    let mut found = Vec::new();
+    while let Some(pid) = frontier.pop() {
+        if !seen.insert(pid) {
+            continue;
+        }
+        if let Some(info) = read_info(pid) {
+            found.push(info);
+        }
+        frontier.extend(children_of(pid).unwrap_or_default());
+    }
+    found
 }
 
 fn scan() -> Vec<ProcInfo> {
@@ -184,7 +253,7 @@ pub enum Reach {
 /// [`Reach::MarkerAndTree`]) descends from `leader` by parent links. Never the leader itself
 /// (its group is signalled on its own), `owner`, nor the caller.
 fn marked(owner: u32, leader: u32, reach: Reach) -> Vec<ProcInfo> {
-    let all = scan();
+    let all = candidates();
     let me = std::process::id();
     let mut found: BTreeMap<u32, ProcInfo> = BTreeMap::new();
     if reach == Reach::MarkerAndTree {
@@ -290,5 +359,35 @@ mod tests {
     fn markers_name_owner_and_leader() {
         assert_eq!(marker(10, Some(42)), b"CARGO_HOT_TREE=10/42");
         assert_eq!(marker(10, None), b"CARGO_HOT_TREE=10/");
+    }
+
+    /// An orphan that left its group comes back to the subreaper, so reading our own subtree
+    /// finds it: the full scan of `/proc` it replaces is not needed for reach.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn our_subtree_holds_children_and_the_orphans_that_came_back() {
+        become_subreaper().unwrap();
+        let me = std::process::id();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let out = std::process::Command::new("sh")
+            .args(["-c", "setsid sleep 30 >/dev/null 2>&1 & echo $!"])
+            .output()
+            .unwrap();
+        let orphan: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        let found = candidates();
+        let kill = |pid: u32| unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        kill(orphan);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(found.iter().any(|i| i.pid == child.id() && i.ppid == me));
+        let orphan = found.iter().find(|i| i.pid == orphan);
+        assert!(
+            orphan.is_some_and(|i| i.ppid == me && i.pgid != me),
+            "{orphan:?} in {found:?}"
+        );
+        assert!(found.iter().all(|i| i.pid != 1 && i.pid != me));
     }
 }
