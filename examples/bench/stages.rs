@@ -2,9 +2,13 @@
 //! and on the axum fixture at two binary sizes, with the installed peers side by side.
 //!
 //! Per run and variant, in rotating order: cargo hot (`-p api --listen`), the bare sequence
-//! (`cargo build -p api`, start, first answer) and every installed peer. A client asks
-//! `GET /` every 2 ms from the save until the new version answers, counting failed requests
-//! and the longest gap between two answers. cargo hot's stages come from its `--json` event
+//! (`cargo build -p api`, start, first answer) and every installed peer, timed from the save
+//! to the first answer of the new version. Where peers run, each contender is then run again
+//! with a client that asks `GET /` every 2 ms from the save until the new version answers,
+//! counting failed requests and the longest gap between two answers. The two are kept apart
+//! because answering 500 requests a second slows a build beside it by about 3% on 2 CPUs,
+//! and only a tool that keeps the old version serving pays that: the timing runs compare the
+//! tools, the client runs their downtime. cargo hot's stages come from its `--json` event
 //! stream (each event stamped when the bench read it):
 //!
 //! - event: save → `change` (inotify delivery and the quiet period);
@@ -78,6 +82,9 @@ pub struct Sample {
     pub cancelled: usize,
 }
 
+/// How many runs, of those with peers, each contender also makes with the client.
+const CLIENT_RUNS: usize = 3;
+
 /// Everything measured on one variant.
 pub struct VariantResult {
     pub label: String,
@@ -89,6 +96,9 @@ pub struct VariantResult {
     pub bare: Vec<Sample>,
     /// Per installed peer: its name, command line and samples.
     pub peers: Vec<(String, String, Vec<Sample>)>,
+    /// Samples taken with the client asking every 2 ms, per contender in table order
+    /// (cargo hot, then without a quiet period, then the peers).
+    pub with_client: Vec<Vec<Sample>>,
     pub skipped: Vec<&'static str>,
 }
 
@@ -129,6 +139,7 @@ pub fn run_variant(bin: &Path, variant: &Variant, runs: usize) -> Result<Variant
             })
             .collect(),
         skipped: skipped.iter().map(|p| p.program).collect(),
+        with_client: Vec::new(),
     };
     // Contender 0 is cargo hot, 1 the bare sequence, then the peers, then (if asked) cargo
     // hot without a quiet period.
@@ -141,7 +152,7 @@ pub fn run_variant(bin: &Path, variant: &Variant, runs: usize) -> Result<Variant
             let version = format!("r{run}c{which}");
             let (name, sample) = match which {
                 0 => {
-                    let s = hot_sample(bin, variant, &version, &[])?;
+                    let s = hot_sample(bin, variant, &version, &[], false)?;
                     result.hot.push(s);
                     ("cargo hot", s)
                 }
@@ -151,13 +162,13 @@ pub fn run_variant(bin: &Path, variant: &Variant, runs: usize) -> Result<Variant
                     ("bare", s)
                 }
                 n if n == no_debounce => {
-                    let s = hot_sample(bin, variant, &version, &["--debounce", "0ms"])?;
+                    let s = hot_sample(bin, variant, &version, &["--debounce", "0ms"], false)?;
                     result.hot_no_debounce.push(s);
                     ("cargo hot --debounce 0ms", s)
                 }
                 n => {
                     let peer = &installed[n - 2];
-                    let s = peer_sample(peer, variant, &version)?;
+                    let s = peer_sample(peer, variant, &version, false)?;
                     result.peers[n - 2].2.push(s);
                     (peer.name, s)
                 }
@@ -166,10 +177,38 @@ pub fn run_variant(bin: &Path, variant: &Variant, runs: usize) -> Result<Variant
         }
         eprintln!("{line}");
     }
+    if variant.peers {
+        let with_no_debounce = if variant.no_debounce { 1 } else { 0 };
+        result.with_client = vec![Vec::new(); 1 + with_no_debounce + installed.len()];
+        for run in 0..CLIENT_RUNS.min(runs) {
+            let mut line = format!("bench:   {} with the client, run {run}:", variant.label);
+            let version = |n: usize| format!("k{run}c{n}");
+            let s = hot_sample(bin, variant, &version(0), &[], true)?;
+            line.push_str(&format!(" cargo hot {} failed;", s.failed));
+            result.with_client[0].push(s);
+            if variant.no_debounce {
+                let s = hot_sample(bin, variant, &version(1), &["--debounce", "0ms"], true)?;
+                result.with_client[1].push(s);
+            }
+            for (i, peer) in installed.iter().enumerate() {
+                let s = peer_sample(peer, variant, &version(2 + i), true)?;
+                line.push_str(&format!(" {} {} failed;", peer.name, s.failed));
+                result.with_client[1 + with_no_debounce + i].push(s);
+            }
+            eprintln!("{line}");
+        }
+    }
     Ok(result)
 }
 
-fn hot_sample(bin: &Path, variant: &Variant, version: &str, extra: &[&str]) -> Result<Sample> {
+/// One save under cargo hot; with `client`, the client asks meanwhile.
+fn hot_sample(
+    bin: &Path,
+    variant: &Variant,
+    version: &str,
+    extra: &[&str],
+    client: bool,
+) -> Result<Sample> {
     let port = hot::free_port()?;
     let listen = format!("127.0.0.1:{port}");
     let mut args = vec!["-p", "api", "--listen", &listen];
@@ -178,14 +217,14 @@ fn hot_sample(bin: &Path, variant: &Variant, version: &str, extra: &[&str]) -> R
     let mut hot = Hot::start(bin, &variant.dir, &args)?;
     hot.target_up("api", 0)?;
     let mark = hot.mark();
-    let client = Client::start(port);
+    let client = client.then(|| Client::start(port));
     trees::set_version(&variant.dir, version)?;
     let saved = Instant::now();
     let started = hot.wait_from("the new api", mark, BUILD_TIMEOUT, |s| {
         s.kind() == "started" && s.event["target"] == "api"
     })?;
     let served = until_serving(port, &format!("api {version}\n"), BUILD_TIMEOUT)?;
-    let (failed, longest_gap) = client.finish();
+    let (failed, longest_gap) = client.map_or((0, f64::NAN), Client::finish);
     let at = |kind: &str| {
         hot.seen[mark..]
             .iter()
@@ -266,19 +305,20 @@ fn bare_sample(variant: &Variant, version: &str) -> Result<Sample> {
     })
 }
 
-fn peer_sample(peer: &Peer, variant: &Variant, version: &str) -> Result<Sample> {
+/// One save under a peer; with `client`, the client asks meanwhile.
+fn peer_sample(peer: &Peer, variant: &Variant, version: &str, client: bool) -> Result<Sample> {
     let port = hot::free_port()?;
     // Whatever version the fixture holds now is what the peer's first build serves.
     let current = current_version(&variant.dir)?;
     let running = peer.start(&variant.dir, port, &variant.features)?;
     until_serving(port, &format!("api {current}\n"), BUILD_TIMEOUT)
         .with_context(|| format!("{} never served the fixture", peer.name))?;
-    let client = Client::start(port);
+    let client = client.then(|| Client::start(port));
     trees::set_version(&variant.dir, version)?;
     let saved = Instant::now();
     let served = until_serving(port, &format!("api {version}\n"), BUILD_TIMEOUT)
         .with_context(|| format!("{} never served the new version", peer.name))?;
-    let (failed, longest_gap) = client.finish();
+    let (failed, longest_gap) = client.map_or((0, f64::NAN), Client::finish);
     running.stop();
     Ok(Sample {
         total: (served - saved).as_secs_f64() * 1000.0,
@@ -429,36 +469,41 @@ pub fn print(results: &[VariantResult]) -> bool {
             r.label
         );
         println!();
-        println!("| tool | command | save → new version | ratio over bare cargo | failed requests (all runs) | longest gap: median (max) |");
-        println!("|---|---|---|---|---|---|");
-        let row = |name: &str, command: &str, samples: &[Sample]| {
-            let gaps: Vec<f64> = samples.iter().map(|s| s.longest_gap).collect();
+        let client_runs = r.with_client.first().map_or(0, Vec::len);
+        println!("| tool | command | save → new version | ratio over bare cargo | with the client: save → new version | failed requests ({client_runs} runs with the client) | longest gap: median (max) |");
+        println!("|---|---|---|---|---|---|---|");
+        let row = |name: &str, command: &str, samples: &[Sample], loaded: &[Sample]| {
+            let gaps: Vec<f64> = loaded.iter().map(|s| s.longest_gap).collect();
             println!(
-                "| {name} | `{command}` | {:.0} ms | {:.3} | {} | {:.0} ms ({:.0} ms) |",
+                "| {name} | `{command}` | {:.0} ms | {:.3} | {:.0} ms | {} | {:.0} ms ({:.0} ms) |",
                 median(&samples.iter().map(|s| s.total).collect::<Vec<_>>()),
                 ratio(samples, &r.bare),
-                samples.iter().map(|s| s.failed).sum::<usize>(),
+                median(&loaded.iter().map(|s| s.total).collect::<Vec<_>>()),
+                loaded.iter().map(|s| s.failed).sum::<usize>(),
                 median(&gaps),
                 gaps.iter().copied().fold(0.0, f64::max),
             );
         };
+        let mut loaded = r.with_client.iter().map(Vec::as_slice);
         row(
             "cargo hot",
             "cargo hot -p api --listen 127.0.0.1:PORT",
             &r.hot,
+            loaded.next().unwrap_or_default(),
         );
         if !r.hot_no_debounce.is_empty() {
             row(
                 "cargo hot, no quiet period",
                 "cargo hot -p api --listen 127.0.0.1:PORT --debounce 0ms",
                 &r.hot_no_debounce,
+                loaded.next().unwrap_or_default(),
             );
         }
         for (name, command, samples) in &r.peers {
-            row(name, command, samples);
+            row(name, command, samples, loaded.next().unwrap_or_default());
         }
         println!(
-            "| bare cargo | `cargo build -p api` + start + first answer (nothing running before) | {:.0} ms | 1 | – | – |",
+            "| bare cargo | `cargo build -p api` + start + first answer (nothing running before) | {:.0} ms | 1 | – | – | – |",
             median(&r.bare.iter().map(|s| s.total).collect::<Vec<_>>())
         );
         if !r.skipped.is_empty() {

@@ -37,7 +37,15 @@ pub trait Workload {
     /// A line the running cargo command printed.
     fn cargo_output(&mut self, cx: &mut Ctx, stream: Stream, line: Vec<u8>);
     /// The running cargo command ended; `cancelled` if we asked it to stop.
-    fn cargo_exited(&mut self, cx: &mut Ctx, ok: bool, cancelled: bool, now: Instant);
+    /// cargo ended at `ended` (its duration stops there); `now` is when this is handled.
+    fn cargo_exited(
+        &mut self,
+        cx: &mut Ctx,
+        ok: bool,
+        cancelled: bool,
+        ended: Instant,
+        now: Instant,
+    );
     /// Inputs only this workload knows (staging, hooks, target processes, keys).
     fn other(&mut self, cx: &mut Ctx, input: Input, now: Instant);
     /// Stop everything for good, gracefully.
@@ -161,9 +169,9 @@ impl<W: Workload> Core<W> {
                     message: format!("failed to run cargo: {error}"),
                 });
                 let cancelled = cargo.cancel_deadline.is_some();
-                work.cargo_exited(cx, false, cancelled, now);
+                work.cargo_exited(cx, false, cancelled, now, now);
             }
-            Input::Exited { key, status } if cx.is_cargo(key) => {
+            Input::Exited { key, status, at } if cx.is_cargo(key) => {
                 let cargo = cx.cargo.take().expect("checked");
                 if let Some(pid) = cargo.pid {
                     // Whatever cargo left behind (a rustc, a build script) goes with it.
@@ -174,7 +182,7 @@ impl<W: Workload> Core<W> {
                     cx.out.push(Action::Forget { key, pgid: pid });
                 }
                 let cancelled = cargo.cancel_deadline.is_some();
-                work.cargo_exited(cx, status.code == Some(0), cancelled, now);
+                work.cargo_exited(cx, status.code == Some(0), cancelled, at.min(now), now);
             }
             Input::Signal(signal) => match cx.quit {
                 None => {

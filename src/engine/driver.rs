@@ -416,7 +416,7 @@ impl Driver {
                     Input::Ready { key }
                 })
             }
-            ProcEvent::Exited { key, status } => {
+            ProcEvent::Exited { key, status, at } => {
                 // The terminal comes back to cargo hot when its `--stdin` target is gone and
                 // no newer one holds it.
                 if self.foreground.remove(&key).is_some() && self.foreground.is_empty() {
@@ -427,7 +427,7 @@ impl Driver {
                         let _ = self.results_tx.send(Input::Signal(Signal::INT.0));
                     }
                 }
-                Some(Input::Exited { key, status })
+                Some(Input::Exited { key, status, at })
             }
         }
     }

@@ -8,6 +8,7 @@
 //! what came before, and unit tests replay recorded inputs.
 
 use std::path::PathBuf;
+use std::time::Instant;
 
 use crate::build::{Artifact, Staged};
 use crate::config::{HotConfig, RunConfig, TargetSettings};
@@ -60,6 +61,8 @@ pub enum Input {
     Exited {
         key: ProcKey,
         status: ExitInfo,
+        /// When the process exited (cargo's build ends there, not when this is handled).
+        at: Instant,
     },
     /// A target process passed its readiness check.
     Ready {

@@ -193,7 +193,14 @@ impl Workload for Rounds {
         }
     }
 
-    fn cargo_exited(&mut self, cx: &mut Ctx, ok: bool, cancelled: bool, now: Instant) {
+    fn cargo_exited(
+        &mut self,
+        cx: &mut Ctx,
+        ok: bool,
+        cancelled: bool,
+        ended: Instant,
+        now: Instant,
+    ) {
         let Some(mut round) = self.round.take() else {
             return;
         };
@@ -220,7 +227,7 @@ impl Workload for Rounds {
         cx.emit(Event::RoundFinished {
             tool: self.options.tool.name().to_string(),
             ok: round.ok && summary.failed == 0 && summary.errors == 0,
-            duration_ms: now.saturating_duration_since(round.started).as_millis(),
+            duration_ms: ended.saturating_duration_since(round.started).as_millis(),
             packages: summary.outcomes(&packages, round.ok),
             passed: summary.passed,
             failed: summary.failed,

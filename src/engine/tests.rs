@@ -64,6 +64,8 @@ struct Harness<W> {
     procs: Vec<(ProcKey, String, u32)>,
     /// The next target spawn fails, as an exec of a broken file would.
     fail_spawn: bool,
+    /// How long before its exit is handled cargo exited (the waiter's cleanup, a busy loop).
+    exit_lag: Duration,
 }
 
 /// What a run configuration in a test may change.
@@ -133,6 +135,7 @@ fn run_harness(setup: Setup) -> Harness<Swap> {
         cargo: None,
         procs: Vec::new(),
         fail_spawn: false,
+        exit_lag: Duration::ZERO,
     };
     h.started = h.feed(Input::Tick);
     h
@@ -244,6 +247,7 @@ impl<W: Workload> Harness<W> {
         self.feed(Input::Exited {
             key,
             status: exited(code),
+            at: self.now - self.exit_lag,
         })
     }
 
@@ -272,6 +276,7 @@ impl<W: Workload> Harness<W> {
         self.feed(Input::Exited {
             key,
             status: exited(code),
+            at: self.now - self.exit_lag,
         })
     }
 }
@@ -763,6 +768,20 @@ fn a_save_is_built_soon_after_its_writer_closes_the_file() {
 }
 
 #[test]
+fn a_build_lasts_until_cargo_exits_not_until_its_exit_is_handled() {
+    let mut h = Harness::running();
+    h.change("web/src/lib.rs");
+    h.advance(300 * MS);
+    h.exit_lag = 40 * MS;
+    let actions = h.build_succeeds(&[("api", 2)]);
+    let duration = events(&actions).iter().find_map(|e| match e {
+        Event::BuildFinished { duration_ms, .. } => Some(*duration_ms),
+        _ => None,
+    });
+    assert_eq!(duration, Some(260));
+}
+
+#[test]
 fn the_settle_cap_builds_a_file_rewritten_continuously() {
     let mut h = Harness::running();
     let path = h.ws.path("web/src/lib.rs");
@@ -1067,6 +1086,7 @@ fn rounds_harness(postpone: bool) -> Harness<Rounds> {
         cargo: None,
         procs: Vec::new(),
         fail_spawn: false,
+        exit_lag: Duration::ZERO,
     };
     h.started = h.feed(Input::Tick);
     h

@@ -15,6 +15,7 @@ use std::ffi::OsString;
 use std::fmt;
 use std::io::{BufRead, ErrorKind};
 use std::path::PathBuf;
+use std::time::Instant;
 
 use crossbeam_channel::Sender;
 
@@ -51,7 +52,13 @@ pub enum ProcEvent {
     /// The child exited. Sent after its output readers hit EOF, or at most
     /// ~250 ms after the exit when a grandchild keeps the pipes open (the
     /// readers then keep forwarding whatever comes later).
-    Exited { key: ProcKey, status: ExitInfo },
+    Exited {
+        key: ProcKey,
+        status: ExitInfo,
+        /// When the exit was seen: before the group's cleanup and the readers' last lines,
+        /// so a build's duration is cargo's own.
+        at: Instant,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

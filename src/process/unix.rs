@@ -171,11 +171,11 @@ pub fn spawn(spec: &Spawn, key: ProcKey, tx: &Sender<ProcEvent>) -> Result<Child
             let waiter = std::thread::Builder::new()
                 .name(format!("hot-wait-{key}"))
                 .spawn(move || {
-                    let status = state.wait_and_end_tree(&mut child);
+                    let (status, at) = state.wait_and_end_tree(&mut child);
                     // Readers never send here: they hang up when done, so
                     // disconnection means every reader has reached EOF.
                     let _ = readers.recv_deadline(Instant::now() + READER_GRACE);
-                    let _ = tx.send(ProcEvent::Exited { key, status });
+                    let _ = tx.send(ProcEvent::Exited { key, status, at });
                 });
             if let Err(e) = waiter {
                 // The std Child was dropped with the closure, so nothing will
@@ -221,7 +221,9 @@ impl ChildState {
     /// Waits for the child to exit, without reaping it; then ends what it leaves behind
     /// (its group, and with `own_group` every process carrying its marker), reaps it, and
     /// only then lets its pid go.
-    fn wait_and_end_tree(&self, child: &mut std::process::Child) -> ExitInfo {
+    /// Waits for the child to exit, ends what it leaves behind, reaps it; its status and
+    /// when it exited.
+    fn wait_and_end_tree(&self, child: &mut std::process::Child) -> (ExitInfo, Instant) {
         let pid = self.pid as libc::pid_t;
         loop {
             // SAFETY: waitid into a zeroed siginfo; WNOWAIT leaves the child a zombie.
@@ -238,6 +240,7 @@ impl ChildState {
                 break;
             }
         }
+        let exited = Instant::now();
         let status = {
             let mut reaped = self.reaped.lock().unwrap_or_else(|e| e.into_inner());
             if self.own_group {
@@ -256,13 +259,14 @@ impl ChildState {
         };
         live_children().remove(&self.pid);
         tree::release(self.pid);
-        match status {
+        let status = match status {
             Ok(status) => exit_info(status),
             Err(_) => ExitInfo {
                 code: None,
                 signal: None,
             },
-        }
+        };
+        (status, exited)
     }
 
     /// Signals the child's group (or the child alone, without `own_group`) and every process
@@ -778,7 +782,7 @@ mod tests {
                         Stream::Stderr => stderr.push(line),
                     }
                 }
-                ProcEvent::Exited { key, status } => {
+                ProcEvent::Exited { key, status, .. } => {
                     assert_eq!(key, 42);
                     break status;
                 }
@@ -889,7 +893,7 @@ mod tests {
         assert!(!is_gone(grandchild));
         signal_group(child.pid, Signal::TERM).unwrap();
         match next(&rx) {
-            ProcEvent::Exited { key: 9, status } => assert_eq!(status.signal, Some(15)),
+            ProcEvent::Exited { key: 9, status, .. } => assert_eq!(status.signal, Some(15)),
             other => panic!("unexpected {other:?}"),
         }
         // The grandchild is not ours to wait for, so poll, boundedly.
@@ -948,7 +952,7 @@ mod tests {
         let _cleanup = KillGroups(vec![child.pid]);
         let grandchild: u32 = next_line(&rx).1.parse().unwrap();
         match next(&rx) {
-            ProcEvent::Exited { key: 4, status } => assert!(status.success(), "{status}"),
+            ProcEvent::Exited { key: 4, status, .. } => assert!(status.success(), "{status}"),
             other => panic!("unexpected {other:?}"),
         }
         // No signal_group here: the waiter did it. (A zombie counts as gone: SIGKILL has
@@ -1151,7 +1155,9 @@ mod tests {
         let child = spawner.join().unwrap();
         let _cleanup = KillGroups(vec![child.pid]);
         match next(&rx) {
-            ProcEvent::Exited { key: 77, status } => {
+            ProcEvent::Exited {
+                key: 77, status, ..
+            } => {
                 assert_eq!(
                     status,
                     ExitInfo {
@@ -1243,7 +1249,7 @@ mod tests {
         signal_group(spared.pid, Signal::TERM).unwrap();
         let mut statuses = std::collections::BTreeMap::new();
         for _ in 0..2 {
-            if let ProcEvent::Exited { key, status } = next(&rx) {
+            if let ProcEvent::Exited { key, status, .. } = next(&rx) {
                 statuses.insert(key, status.signal);
             }
         }

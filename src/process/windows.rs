@@ -160,12 +160,13 @@ pub fn spawn(spec: &Spawn, key: ProcKey, tx: &Sender<ProcEvent>) -> Result<Child
                     signal: None,
                 },
             };
+            let at = Instant::now();
             // Closing the job kills what the child left running, as killing its group does on
             // unix. The pid cannot be reused before `child` (its process handle) is dropped.
             lock_jobs().remove(&pid);
             drop(child);
             let _ = readers.recv_deadline(Instant::now() + READER_GRACE);
-            let _ = tx.send(ProcEvent::Exited { key, status });
+            let _ = tx.send(ProcEvent::Exited { key, status, at });
         });
     if let Err(e) = waiter {
         // Closing the job kills the child: it must not run unsupervised.

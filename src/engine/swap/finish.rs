@@ -34,13 +34,14 @@ impl Swap {
         cx: &mut Ctx,
         exited_ok: bool,
         cancelled: bool,
+        ended: Instant,
         now: Instant,
     ) {
         let Some(active) = self.build.take() else {
             return;
         };
         let cancelled = cancelled || !self.queued.is_empty();
-        let outcome = active.build.finish(exited_ok, now);
+        let outcome = active.build.finish(exited_ok, ended);
         // What the build taught is kept whatever its result: it sharpens `affected`.
         let good = outcome.ok && !cancelled && !cx.quitting();
         let request = StageRequest {

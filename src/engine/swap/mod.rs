@@ -445,8 +445,15 @@ impl Workload for Swap {
         self.on_build_output(cx, stream, line);
     }
 
-    fn cargo_exited(&mut self, cx: &mut Ctx, ok: bool, cancelled: bool, now: Instant) {
-        self.on_build_exit(cx, ok, cancelled, now);
+    fn cargo_exited(
+        &mut self,
+        cx: &mut Ctx,
+        ok: bool,
+        cancelled: bool,
+        ended: Instant,
+        now: Instant,
+    ) {
+        self.on_build_exit(cx, ok, cancelled, ended, now);
     }
 
     fn other(&mut self, cx: &mut Ctx, input: Input, now: Instant) {
@@ -462,7 +469,7 @@ impl Workload for Swap {
             Input::Ready { key } => self.each_job(cx, |job, fx| job.on_ready(key, fx, now)),
             Input::Drained { key } => self.each_job(cx, |job, fx| job.on_drained(key, fx, now)),
             Input::ProxyNote(note) => cx.warn_verbose(note),
-            Input::Exited { key, status } => {
+            Input::Exited { key, status, .. } => {
                 self.each_job(cx, |job, fx| job.on_exit(key, status, fx));
                 // Jobs of targets removed from the workspace leave once they are gone.
                 let targets = &self.targets;
