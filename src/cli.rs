@@ -306,8 +306,8 @@ pub struct RunArgs {
     /// READY=1), `tcp:ADDR`, `http://ADDR/PATH` (a 2xx answer), `log:REGEX` (a line it
     /// prints), `delay:DURATION`.
     ///
-    /// `api=notify` sets it for the target `api` only. Default: after 500ms alive for a
-    /// target handed sockets, at once for any other.
+    /// `api=notify` sets it for the target `api` only. Default: for a target handed sockets,
+    /// READY=1 if it sends one, else after 500ms alive; at once for any other.
     #[arg(long, value_name = "[TARGET=]SPEC", help_heading = "Restarts")]
     pub ready: Vec<String>,
     /// How long a new process may take to become ready before it is stopped (the old one

@@ -35,8 +35,9 @@ use crate::process::ProcKey;
 use crate::sockets::split_target;
 
 /// How long a target that was handed sockets must stay alive, with no `--ready` of its own,
-/// before it counts as ready. Long enough to catch a crash at start-up (a bad config, a panic
-/// in `main`), short enough not to be noticed: while both run, both accept on the socket.
+/// before it counts as ready, unless it sends `READY=1` first. Long enough to catch a crash at
+/// start-up (a bad config, a panic in `main`), short enough not to be noticed: while both
+/// run, both accept on the socket.
 pub const SOCKET_GRACE: Duration = Duration::from_millis(500);
 
 /// What the user asked to wait for.
@@ -54,6 +55,12 @@ pub enum ReadyCheck {
     Log(Regex),
     /// Alive for this long.
     Delay(Duration),
+    /// `READY=1` if it sends one, else alive for this long: the default for a target handed
+    /// sockets. A server that reports readiness (listenfd and sd-notify go together) takes
+    /// over the moment it can, rather than sharing the socket with the old process for the
+    /// whole grace. Never asked for by name; where no notify socket can exist (Windows), the
+    /// delay alone decides.
+    NotifyOrDelay(Duration),
 }
 
 impl PartialEq for ReadyCheck {
@@ -65,6 +72,7 @@ impl PartialEq for ReadyCheck {
             (Http(a), Http(b)) => a == b,
             (Log(a), Log(b)) => a.as_str() == b.as_str(),
             (Delay(a), Delay(b)) => a == b,
+            (NotifyOrDelay(a), NotifyOrDelay(b)) => a == b,
             _ => false,
         }
     }
@@ -176,7 +184,15 @@ impl ReadyCheck {
             ReadyCheck::Http(probe) => format!("{} answered 2xx", probe.url),
             ReadyCheck::Log(regex) => format!("printed a line matching `{regex}`"),
             ReadyCheck::Delay(delay) => format!("alive for {}ms", delay.as_millis()),
+            ReadyCheck::NotifyOrDelay(delay) => {
+                format!("sent READY=1 or stayed alive for {}ms", delay.as_millis())
+            }
         }
+    }
+
+    /// The process gets a `NOTIFY_SOCKET` to report to.
+    pub fn uses_notify(&self) -> bool {
+        matches!(self, ReadyCheck::Notify | ReadyCheck::NotifyOrDelay(_))
     }
 
     /// The address a network probe talks to.

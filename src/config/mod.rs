@@ -473,7 +473,7 @@ impl RunConfig {
             .map(|r| r.check.clone())
             .or_else(|| configured.and_then(|c| c.ready.clone()))
             .unwrap_or(if socket_count > 0 {
-                ReadyCheck::Delay(SOCKET_GRACE)
+                ReadyCheck::NotifyOrDelay(SOCKET_GRACE)
             } else {
                 ReadyCheck::Started
             });
@@ -802,6 +802,12 @@ mod tests {
             config.target_settings(&api(), 1).policy.handoff,
             Handoff::Overlap
         );
+        // A target handed sockets: READY=1 if it sends one, else the grace.
+        assert_eq!(
+            config.target_settings(&api(), 1).ready,
+            ReadyCheck::NotifyOrDelay(SOCKET_GRACE)
+        );
+        assert!(config.target_settings(&api(), 1).ready.uses_notify());
     }
 
     #[test]

@@ -533,7 +533,7 @@ impl Driver {
             env.push(("LISTEN_FDS".into(), sockets.len().to_string().into()));
             env.push(("LISTEN_FDNAMES".into(), names.join(":").into()));
         }
-        if let (ReadyCheck::Notify, Some(notify)) = (&check, &mut self.notify) {
+        if let (true, Some(notify)) = (check.uses_notify(), &mut self.notify) {
             // A socket of its own: what arrives there is from this run (or what it started).
             env.push(("NOTIFY_SOCKET".into(), notify.path_for(key)?.into()));
         }
@@ -593,7 +593,10 @@ impl Driver {
             ReadyCheck::Started => return Ok(()),
             ReadyCheck::Notify => Probe::Notify,
             ReadyCheck::Log(regex) => Probe::Log(regex.clone()),
-            ReadyCheck::Delay(delay) => Probe::Delay(Instant::now() + *delay),
+            // `READY=1` ends it early: any readiness report removes the probe.
+            ReadyCheck::Delay(delay) | ReadyCheck::NotifyOrDelay(delay) => {
+                Probe::Delay(Instant::now() + *delay)
+            }
             // The supervisor's ready timeout decides; the probe goes when the process does.
             ReadyCheck::Tcp(_) | ReadyCheck::Http(_) => {
                 Probe::Polling(ready::start_poller(check, key, self.ready_tx.clone())?)

@@ -102,6 +102,10 @@ pub fn run(mut config: RunConfig) -> Result<i32> {
             ready::NotifySocket::start(ready_tx.clone())
                 .context("failed to start the notify socket")?,
         )
+    } else if !sockets.all().is_empty() {
+        // Targets handed sockets may report `READY=1` to end their grace early; without a
+        // notify socket (Windows) the grace alone decides.
+        ready::NotifySocket::start(ready_tx.clone()).ok()
     } else {
         None
     };

@@ -171,6 +171,26 @@ fn overlapping_restarts_under_load_fail_no_request() {
     assert!(!answers(&slow).is_empty());
 }
 
+/// A target handed sockets that sends `READY=1` (the fixture's api does, once it has taken the
+/// socket) is ready then, not after the whole 500 ms grace: the old process stops sharing the
+/// socket with it at once. Without `READY=1` the grace still decides (the delay tests).
+#[test]
+fn a_socket_target_that_sends_ready_takes_over_before_the_grace_ends() {
+    let ws = Workspace::new();
+    let mut hot = ws.hot(&["-p", "api", "--listen", "127.0.0.1:0"]);
+    listening_port(&mut hot);
+    let first = hot.wait_event("ready", BUILD_TIMEOUT, |e| e["target"] == "api");
+    ws.replace("core/src/lib.rs", "\"v1\"", "\"v2\"");
+    let second = hot.wait_event("ready", BUILD_TIMEOUT, |e| {
+        e["target"] == "api" && e["pid"] != first["pid"]
+    });
+    for ready in [first, second] {
+        // The api starts in milliseconds; only the grace would make this 500.
+        let after = ready["after_ms"].as_u64().unwrap();
+        assert!(after < 500, "ready after {after} ms: {ready}");
+    }
+}
+
 #[test]
 fn no_overlap_with_listen_stops_first_and_the_backlog_holds_clients() {
     let ws = Workspace::new();
@@ -318,6 +338,13 @@ fn listen_pid_is_the_childs_own_pid_and_only_socket_targets_get_fds() {
     let [api, worker] = ready_all(&mut hot, ["api", "worker"]);
     let mut env = environment(api);
     env.sort();
+    // A socket target may report READY=1 to end its grace early: to cargo hot's own notify
+    // socket, never to the one cargo hot was given.
+    let notify = env.pop().unwrap();
+    assert!(
+        notify.starts_with("NOTIFY_SOCKET=") && notify.contains("cargo-hot-notify-"),
+        "{notify}"
+    );
     assert_eq!(
         env,
         [
