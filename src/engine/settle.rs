@@ -4,9 +4,11 @@
 //! cap runs out so that a file rewritten every few milliseconds (a log in a watched directory)
 //! still gets built. The quiet needed is short once every file of the burst is known whole
 //! (its writer closed it, or it was renamed into place; see [`Debounce`]): a save on Linux
-//! is built about 2 ms after the editor closes the file, not 10 ms after its last write. Before the core sees the burst, the loop drops paths that some tool
-//! created and deleted again within it ([`is_transient`]): that is the only step that needs the
-//! file system, so it is the only one not done here.
+//! is built about 2 ms after the editor closes the file, not 10 ms after its last write.
+//!
+//! Before the core sees the burst, the loop drops paths that some tool created and deleted
+//! again within it ([`is_transient`]): that is the only step that needs the file system, so
+//! it is the only one not done here.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
