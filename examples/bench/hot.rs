@@ -248,6 +248,33 @@ pub fn http_get(port: u16) -> Option<String> {
     Some(body.to_string())
 }
 
+/// What the bare sequence does after `cargo build`: starts the fixture's api from `dir` on
+/// `port`, waits for its "listening on" line, asks until it answers `want`, and stops it;
+/// when it first answered.
+pub fn start_and_serve(dir: &Path, port: u16, want: &str, timeout: Duration) -> Result<Instant> {
+    let api = dir.join("target/debug/api");
+    let mut child = Command::new(&api)
+        .args(["--port", &port.to_string()])
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("failed to start {}", api.display()))?;
+    let stdout = child.stdout.take().context("api stdout")?;
+    let listening = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line.contains("listening on"));
+    let served = if listening {
+        until_serving(port, want, timeout)
+    } else {
+        Err(anyhow::anyhow!("the api exited before listening"))
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    served
+}
+
 /// Asks `GET /` until the body is `want`; when it first was. A bench may poll: this is the
 /// client's view of "serving", and each try costs well under a millisecond.
 pub fn until_serving(port: u16, want: &str, timeout: Duration) -> Result<Instant> {

@@ -3,7 +3,6 @@
 
 use std::collections::HashSet;
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -199,27 +198,8 @@ fn bare_save_to_serving(ws: &Path, version: &str) -> Result<(Duration, Duration)
         .context("failed to run cargo build -p api")?;
     ensure!(status.success(), "cargo build -p api failed ({status})");
     let built = saved.elapsed();
-    let api = ws.join("target/debug/api");
-    let mut child = Command::new(&api)
-        .args(["--port", &port.to_string()])
-        .current_dir(ws)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("failed to start {}", api.display()))?;
-    let stdout = child.stdout.take().context("api stdout")?;
-    let listening = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .any(|line| line.contains("listening on"));
-    let served = if listening {
-        until_serving(port, &format!("api {version}\n"), EVENT_TIMEOUT)
-    } else {
-        Err(anyhow::anyhow!("the api exited before listening"))
-    };
-    let _ = child.kill();
-    let _ = child.wait();
-    Ok((served? - saved, built))
+    let served = hot::start_and_serve(ws, port, &format!("api {version}\n"), EVENT_TIMEOUT)?;
+    Ok((served - saved, built))
 }
 
 /// Item 2's figures for one tree.

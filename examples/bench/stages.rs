@@ -22,9 +22,8 @@
 //!
 //! cargo hot's own share is the total minus cargo's build.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -278,28 +277,14 @@ fn bare_sample(variant: &Variant, version: &str) -> Result<Sample> {
         .context("failed to run cargo build -p api")?;
     ensure!(status.success(), "cargo build -p api failed ({status})");
     let built = saved.elapsed();
-    let api = variant.dir.join("target/debug/api");
-    let mut child = Command::new(&api)
-        .args(["--port", &port.to_string()])
-        .current_dir(&variant.dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("failed to start {}", api.display()))?;
-    let stdout = child.stdout.take().context("api stdout")?;
-    let listening = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .any(|line| line.contains("listening on"));
-    let served = if listening {
-        until_serving(port, &format!("api {version}\n"), BUILD_TIMEOUT)
-    } else {
-        Err(anyhow::anyhow!("the api exited before listening"))
-    };
-    let _ = child.kill();
-    let _ = child.wait();
+    let served = hot::start_and_serve(
+        &variant.dir,
+        port,
+        &format!("api {version}\n"),
+        BUILD_TIMEOUT,
+    )?;
     Ok(Sample {
-        total: (served? - saved).as_secs_f64() * 1000.0,
+        total: (served - saved).as_secs_f64() * 1000.0,
         build: Some(built.as_secs_f64() * 1000.0),
         ..Sample::default()
     })
