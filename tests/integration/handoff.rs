@@ -356,7 +356,8 @@ fn listen_pid_is_the_childs_own_pid_and_only_socket_targets_get_fds() {
     let fd3 = std::fs::read_link(format!("/proc/{api}/fd/3")).unwrap();
     assert!(fd3.to_string_lossy().starts_with("socket:"), "{fd3:?}");
     assert_eq!(environment(worker), Vec::<String>::new());
-    assert!(std::fs::read_link(format!("/proc/{worker}/fd/3")).is_err());
+    let fd3w = std::fs::read_link(format!("/proc/{worker}/fd/3"));
+    assert!(fd3w.is_err(), "worker fd 3: {fd3w:?}");
     // And the api serves on the socket cargo hot bound.
     assert_eq!(http_get(port, "/pid"), Some(format!("{api}\n")));
 }
